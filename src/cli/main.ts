@@ -1,0 +1,45 @@
+/**
+ * The `vista` command line. Each command parses its own flags; errors are one clear line and a
+ * non-zero exit code (stack traces only with --verbose). Only this layer may end the process.
+ */
+import { VistaError } from '../errors.ts';
+
+const USAGE = `vista — vision-language models in TypeScript
+
+Usage: vista <command> [options]
+
+Commands:
+  start            what \`npm start\` runs
+  help             this text
+
+Run \`vista <command> --help\` for a command's options.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const verbose = rest.includes('--verbose');
+  try {
+    switch (cmd) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return 0;
+      case 'start':
+        return start();
+      default:
+        console.error(`vista: unknown command '${cmd}' (see vista help)`);
+        return 2;
+    }
+  } catch (e) {
+    if (verbose) console.error(e);
+    else console.error(`vista: ${e instanceof VistaError ? `${e.name}: ` : ''}${(e as Error).message}`);
+    return 1;
+  }
+}
+
+function start(): number {
+  console.log('vista: the bundled default model is not trained yet (see the training issue), so there is nothing to serve.');
+  console.log('What works today: the tensor engine and its benchmarks (`npm run bench -- engine`) and the test suite (`npm test`).');
+  return 0;
+}
