@@ -38,6 +38,28 @@ function checkShape(shape: Shape): void {
 }
 
 let gradEnabled = true;
+let metaDepth = 0;
+let metaStorage: Storage | null = null;
+const META_STORAGE = (): Storage => (metaStorage ??= new Storage(0));
+
+/**
+ * Build modules without allocating or initialising their weights: every tensor created inside `fn` has its
+ * shape but an empty storage. Use it to construct a model whose weights are then all loaded from a file
+ * (a strict load replaces every one of them).
+ */
+export function withoutInit<T>(fn: () => T): T {
+  metaDepth++;
+  try {
+    return fn();
+  } finally {
+    metaDepth--;
+  }
+}
+
+/** Whether `t` is a shape-only placeholder made under `withoutInit`. */
+export function isMeta(t: Tensor): boolean {
+  return t.storage === metaStorage;
+}
 
 /** Whether ops record the graph for backward (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
@@ -78,6 +100,7 @@ export class Tensor {
   /** Uninitialised-to-zero tensor of `shape` (fresh storage from the active allocator). */
   static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
     checkShape(shape);
+    if (metaDepth > 0) return new Tensor(META_STORAGE(), [...shape], dtype);
     const n = numel(shape);
     if (dtype !== 'f32') {
       const be = BLOCKS[dtype].elems;
