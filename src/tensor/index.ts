@@ -11,3 +11,8 @@ export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
 export * from './ops/reduce.ts';
 export * from './ops/nn.ts';
+export * from './ops/shape.ts';
+export * from './ops/image.ts';
+export * from './ops/dropout.ts';
+export * from './optim.ts';
+export * from './schedule.ts';
