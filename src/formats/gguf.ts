@@ -141,8 +141,16 @@ export function readGGUF(bytes: Uint8Array): GGUFFile {
   if ((version & 0xffff) === 0) c.fail(`version field ${version} looks byte-swapped: big-endian GGUF files are not supported`, 4);
   if (version === 1) c.fail('GGUF v1 (32-bit lengths) is not supported; re-convert the model to v3', 4);
   if (version > 3) c.fail(`GGUF version ${version} is newer than the supported versions 2 and 3`, 4);
-  const nTensors = c.length('tensor count', Math.floor(c.remaining / MIN_TENSOR_INFO_BYTES));
-  const nKV = c.length('metadata count', Math.floor(c.remaining / MIN_KV_BYTES));
+  const nTensorsBig = c.u64big('tensor count');
+  const nKVBig = c.u64big('metadata count');
+  // counts are bounded by the bytes that follow before anything is allocated for them
+  const count = (v: bigint, min: number, what: string, at: number): number => {
+    if (v * BigInt(min) > BigInt(c.remaining))
+      c.fail(`${what} ${v} needs at least ${v * BigInt(min)} bytes but only ${c.remaining} bytes follow the header`, at);
+    return Number(v);
+  };
+  const nTensors = count(nTensorsBig, MIN_TENSOR_INFO_BYTES, 'tensor count', 8);
+  const nKV = count(nKVBig, MIN_KV_BYTES, 'metadata count', 16);
 
   const file: GGUFFile = {
     version, alignment: GGUF_DEFAULT_ALIGNMENT, dataOffset: 0,
