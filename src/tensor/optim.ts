@@ -126,7 +126,8 @@ abstract class Optimizer {
 }
 
 export interface AdamWOptions {
-  lr: number;
+  /** default 1e-3 (PyTorch) */
+  lr?: number;
   betas?: readonly [number, number];
   eps?: number;
   /** decoupled weight decay (default 0.01, as PyTorch) */
@@ -148,8 +149,8 @@ export class AdamW extends Optimizer {
   private readonly m: Tensor[][];
   private readonly v: Tensor[][];
 
-  constructor(params: readonly Tensor[] | readonly ParamGroupSpec[], opts: AdamWOptions) {
-    super(params, opts.lr, opts.weightDecay ?? 0.01);
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec[], opts: AdamWOptions = {}) {
+    super(params, opts.lr ?? 1e-3, opts.weightDecay ?? 0.01);
     [this.beta1, this.beta2] = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.m = this.makeBuffers();
@@ -175,7 +176,8 @@ export class AdamW extends Optimizer {
 }
 
 export interface SGDOptions {
-  lr: number;
+  /** default 1e-3 (PyTorch) */
+  lr?: number;
   momentum?: number;
   nesterov?: boolean;
   /** L2 penalty added to the gradient (PyTorch SGD's coupled weight decay) */
@@ -191,8 +193,8 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
   private readonly buf: Tensor[][];
 
-  constructor(params: readonly Tensor[] | readonly ParamGroupSpec[], opts: SGDOptions) {
-    super(params, opts.lr, opts.weightDecay ?? 0);
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec[], opts: SGDOptions = {}) {
+    super(params, opts.lr ?? 1e-3, opts.weightDecay ?? 0);
     this.momentum = opts.momentum ?? 0;
     this.nesterov = opts.nesterov ?? false;
     if (this.nesterov && this.momentum <= 0) throw new ConfigError('SGD: nesterov needs momentum > 0');
