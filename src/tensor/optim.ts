@@ -34,28 +34,37 @@ export interface OptimizerState {
   tensors: Record<string, Tensor>;
 }
 
-const shapeStr = (t: Tensor): string => `${t.dtype} [${t.shape.join(', ')}]`;
+/** Shape and dtype of a stored tensor that is not (or cannot be) a vista Tensor, e.g. an I64 buffer in a file. */
+export interface StoredTensorInfo {
+  readonly shape: readonly number[];
+  readonly dtype: string;
+}
+
+const shapeStr = (t: StoredTensorInfo): string => `${t.dtype} [${t.shape.join(', ')}]`;
 
 /**
  * Copy every tensor of `from` into the tensor of the same name in `into`, in place. Strict: every
  * missing, unexpected, wrong-shaped or wrong-dtype entry is collected and reported in one
- * ModelFormatError before anything is written. f32 targets accept any source dtype (dequantized);
- * other targets need the same dtype. Serves optimiser state here and checkpoints in nn/state.
+ * ModelFormatError before anything is written. f32 targets accept any vista dtype (dequantized); other
+ * targets need the same dtype; `StoredTensorInfo` entries can only be reported. Serves optimiser state
+ * here and checkpoints in nn/state.
  */
-export function copyTensorsStrict(into: Readonly<Record<string, Tensor>>, from: Readonly<Record<string, Tensor>>, what: string): void {
+export function copyTensorsStrict(into: Readonly<Record<string, Tensor>>, from: Readonly<Record<string, Tensor | StoredTensorInfo>>,
+  what: string): void {
   const problems: string[] = [];
   for (const [name, t] of Object.entries(into)) {
     const s = from[name];
     if (!s) problems.push(`missing ${name} (${shapeStr(t)})`);
     else if (s.shape.length !== t.shape.length || s.shape.some((d, i) => d !== t.shape[i]))
       problems.push(`${name}: expected ${shapeStr(t)}, got ${shapeStr(s)}`);
-    else if (t.dtype !== 'f32' && s.dtype !== t.dtype) problems.push(`${name}: expected dtype ${t.dtype}, got ${s.dtype}`);
+    else if (!(s instanceof Tensor) || (t.dtype !== 'f32' && s.dtype !== t.dtype))
+      problems.push(`${name}: expected dtype ${t.dtype}, got ${s.dtype}`);
   }
-  for (const [name, s] of Object.entries(from)) if (!(name in into)) problems.push(`unexpected ${name} (${shapeStr(s)})`);
+  for (const [name, s] of Object.entries(from)) if (!Object.hasOwn(into, name)) problems.push(`unexpected ${name} (${shapeStr(s)})`);
   if (problems.length)
     throw new ModelFormatError(`${what}: ${problems.length} problem${problems.length > 1 ? 's' : ''}:\n  ${problems.join('\n  ')}`);
   for (const [name, t] of Object.entries(into)) {
-    const s = from[name]!;
+    const s = from[name] as Tensor;
     if (t.dtype === 'f32') copyInto(t, dequantize(s));
     else t.storage.bytes.set(s.bytes, t.offset);
   }
