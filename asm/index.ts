@@ -1,0 +1,4 @@
+// Entry of the wasm kernels (see scripts/build-wasm.mjs). Every export takes byte pointers into the one
+// shared memory; parallel kernels take (ith, nth) last and do their share of the work.
+export * from "./gemm";
+export * from "./quant";

@@ -1,0 +1,247 @@
+// Products with quantized weights B (N×K rows in GGUF block layout), with ggml's CPU semantics:
+// q8_0/q4_0: activation rows are quantized to q8_0 (d = amax/127, q = roundf(x·(1/d)), d kept as f16) and
+// every block adds (Σ qa·qw)·(f16(dw)·f16(da)); f16/bf16: activations rounded to f16/bf16, f32 products.
+// Four weight rows are done at once against one activation row so their block sums share one reduction.
+import { f16tof32, f16tof32x4, f32tobf16, f32tof16, fma, hadd4f, hadd4i, part } from './common';
+
+/** round half away from zero (C roundf), lane-wise */
+@inline function roundAway(v: v128): v128 {
+  const t = f32x4.trunc(v);
+  const one = v128.and(f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5)), f32x4.splat(1.0));
+  return f32x4.add(t, v128.or(one, v128.and(v, i32x4.splat(0x80000000))));
+}
+
+/** row m of A as a contiguous f32 pointer (gathered into ws when A is transposed) */
+@inline function rowOf(a: usize, lda: usize, transA: bool, m: i32, K: i32, ws: usize): usize {
+  if (!transA) return a + ((<usize>m * lda) << 2);
+  for (let k = 0; k < K; k++) store<f32>(ws + (<usize>k << 2), load<f32>(a + ((<usize>k * lda + <usize>m) << 2)));
+  return ws;
+}
+
+/** Quantize rows of A (M×K) to q8_0: int8 values at dq + m·K, f16-rounded scales (as f32) at dd + m·(K/32)·4 */
+export function quant_rows_q8(a: usize, lda: usize, transA: i32, M: i32, K: i32, dq: usize, dd: usize,
+  scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
+  const m0 = part(M, ith, nth, 1);
+  const m1 = part(M, ith + 1, nth, 1);
+  const ws = scratch + <usize>ith * scratchStride;
+  const nb = K >> 5;
+  for (let m = m0; m < m1; m++) {
+    let x = rowOf(a, lda, transA != 0, m, K, ws);
+    let q = dq + <usize>m * <usize>K;
+    let d = dd + ((<usize>m * <usize>nb) << 2);
+    for (let b = 0; b < nb; b++) {
+      const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48);
+      const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112);
+      const mx = f32x4.max(
+        f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3))),
+        f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7))));
+      const s = f32x4.max(mx, v128.shuffle<f32>(mx, mx, 2, 3, 0, 1));
+      const amax = max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+      const dv: f32 = amax / 127;
+      const id: f32 = dv != 0 ? <f32>1 / dv : 0;
+      store<f32>(d, f16tof32(f32tof16(dv)));
+      const idv = f32x4.splat(id);
+      const q0 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v0, idv)));
+      const q1 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v1, idv)));
+      const q2 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v2, idv)));
+      const q3 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v3, idv)));
+      const q4 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v4, idv)));
+      const q5 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v5, idv)));
+      const q6 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v6, idv)));
+      const q7 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v7, idv)));
+      v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+      v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
+      x += 128;
+      q += 32;
+      d += 4;
+    }
+  }
+}
+
+/** Rows of A rounded to f16 (mode 0) or bf16 (mode 1) and widened back to f32, contiguous at dst + m·K·4 */
+export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, dst: usize, mode: i32,
+  scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
+  const m0 = part(M, ith, nth, 1);
+  const m1 = part(M, ith + 1, nth, 1);
+  const ws = scratch + <usize>ith * scratchStride;
+  for (let m = m0; m < m1; m++) {
+    const x = rowOf(a, lda, transA != 0, m, K, ws);
+    const o = dst + ((<usize>m * <usize>K) << 2);
+    if (mode == 0) {
+      for (let k = 0; k < K; k++) store<f32>(o + (<usize>k << 2), f16tof32(f32tof16(load<f32>(x + (<usize>k << 2)))));
+    } else {
+      for (let k = 0; k < K; k++) store<f32>(o + (<usize>k << 2), reinterpret<f32>(f32tobf16(load<f32>(x + (<usize>k << 2))) << 16));
+    }
+  }
+}
+
+// T selects the weight type at compile time: i8 = q8_0, u8 = q4_0; u16 = f16, i16 = bf16
+// weight block decoders: 32 elements as four i16x8
+@inline function q8w(p: usize, i: i32): v128 {
+  return v128.load8x8_s(p + 2 + <usize>(i << 3));
+}
+
+@inline function blockDotQ8(w: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(q8w(w, 0), a0), i32x4.dot_i16x8_s(q8w(w, 1), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(q8w(w, 2), a2), i32x4.dot_i16x8_s(q8w(w, 3), a3)));
+}
+
+@inline function blockDotQ4(w: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const v = v128.load(w + 2);
+  const eight = i8x16.splat(8);
+  const lo = i8x16.sub(v128.and(v, i8x16.splat(0x0f)), eight);
+  const hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), a3)));
+}
+
+@inline function scales4(w0: usize, w1: usize, w2: usize, w3: usize): v128 {
+  let h = i32x4.splat(<i32>load<u16>(w0));
+  h = i32x4.replace_lane(h, 1, <i32>load<u16>(w1));
+  h = i32x4.replace_lane(h, 2, <i32>load<u16>(w2));
+  h = i32x4.replace_lane(h, 3, <i32>load<u16>(w3));
+  return f16tof32x4(h);
+}
+
+@inline function storeRow4(c: usize, v: v128, nr: i32, add: bool): void {
+  if (nr == 4) {
+    v128.store(c, add ? f32x4.add(v128.load(c), v) : v);
+  } else {
+    store<f32>(c, (add ? load<f32>(c) : 0) + f32x4.extract_lane(v, 0));
+    if (nr > 1) store<f32>(c, (add ? load<f32>(c, 4) : 0) + f32x4.extract_lane(v, 1), 4);
+    if (nr > 2) store<f32>(c, (add ? load<f32>(c, 8) : 0) + f32x4.extract_lane(v, 2), 8);
+  }
+}
+
+@inline function qmmImpl<T>(w: usize, N: i32, K: i32, dq: usize, dd: usize, M: i32, c: usize, ldc: usize,
+  accumulate: i32, ith: i32, nth: i32): void {
+  const nb = K >> 5;
+  const bb: usize = !isSigned<T>() ? 18 : 34;
+  const rowBytes = <usize>nb * bb;
+  const n0 = part(N, ith, nth, 4);
+  const n1 = part(N, ith + 1, nth, 4);
+  const add = accumulate != 0;
+  for (let n = n0; n < n1; n += 4) {
+    const nr = min(4, n1 - n);
+    const r0 = w + <usize>n * rowBytes;
+    // rows past the end repeat the last one (computed, never stored)
+    const r1 = nr > 1 ? r0 + rowBytes : r0;
+    const r2 = nr > 2 ? r0 + 2 * rowBytes : r0;
+    const r3 = nr > 3 ? r0 + 3 * rowBytes : r0;
+    for (let m = 0; m < M; m++) {
+      let qa = dq + <usize>m * <usize>K;
+      let da = dd + ((<usize>m * <usize>nb) << 2);
+      let w0 = r0, w1 = r1, w2 = r2, w3 = r3;
+      let acc = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const a0 = v128.load8x8_s(qa), a1 = v128.load8x8_s(qa, 8), a2 = v128.load8x8_s(qa, 16), a3 = v128.load8x8_s(qa, 24);
+        let s: v128;
+        if (!isSigned<T>()) {
+          s = hadd4i(blockDotQ4(w0, a0, a1, a2, a3), blockDotQ4(w1, a0, a1, a2, a3),
+            blockDotQ4(w2, a0, a1, a2, a3), blockDotQ4(w3, a0, a1, a2, a3));
+        } else {
+          s = hadd4i(blockDotQ8(w0, a0, a1, a2, a3), blockDotQ8(w1, a0, a1, a2, a3),
+            blockDotQ8(w2, a0, a1, a2, a3), blockDotQ8(w3, a0, a1, a2, a3));
+        }
+        const d = f32x4.mul(scales4(w0, w1, w2, w3), v128.load32_splat(da));
+        acc = fma(f32x4.convert_i32x4_s(s), d, acc);
+        qa += 32;
+        da += 4;
+        w0 += bb; w1 += bb; w2 += bb; w3 += bb;
+      }
+      storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), acc, nr, add);
+    }
+  }
+}
+
+/** C (M×N, ldc) (+)= q8(A) · W^T for q8_0 (kind 0) or q4_0 (kind 1) weights; thread share = rows of W */
+export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M: i32, c: usize, ldc: usize,
+  accumulate: i32, ith: i32, nth: i32): void {
+  if (kind == 0) qmmImpl<i8>(w, N, K, dq, dd, M, c, ldc, accumulate, ith, nth);
+  else qmmImpl<u8>(w, N, K, dq, dd, M, c, ldc, accumulate, ith, nth);
+}
+
+@inline function halves<T>(h: v128, high: bool): v128 {
+  const u = high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h);
+  if (isSigned<T>()) return i32x4.shl(u, 16);
+  else return f16tof32x4(u);
+}
+
+@inline function hdot1<T>(w: usize, x: usize, K: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+  const K8 = K & ~7;
+  for (let k = 0; k < K8; k += 8) {
+    const h = v128.load(w + (<usize>k << 1));
+    s0 = fma(halves<T>(h, false), v128.load(x + (<usize>k << 2)), s0);
+    s1 = fma(halves<T>(h, true), v128.load(x + (<usize>k << 2), 16), s1);
+  }
+  const r = f32x4.add(s0, s1);
+  let s = f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 2) + f32x4.extract_lane(r, 3);
+  for (let k = K8; k < K; k++) {
+    const h = <u32>load<u16>(w + (<usize>k << 1));
+    s += (isSigned<T>() ? reinterpret<f32>(h << 16) : f16tof32(h)) * load<f32>(x + (<usize>k << 2));
+  }
+  return s;
+}
+
+@inline function hmmImpl<T>(w: usize, N: i32, K: i32, x: usize, M: i32, c: usize, ldc: usize,
+  accumulate: i32, ith: i32, nth: i32): void {
+  const rowBytes = <usize>K << 1;
+  const n0 = part(N, ith, nth, 4);
+  const n1 = part(N, ith + 1, nth, 4);
+  const add = accumulate != 0;
+  const K8 = K & ~7;
+  for (let n = n0; n < n1; n += 4) {
+    const nr = min(4, n1 - n);
+    const r0 = w + <usize>n * rowBytes;
+    const r1 = nr > 1 ? r0 + rowBytes : r0;
+    const r2 = nr > 2 ? r0 + 2 * rowBytes : r0;
+    const r3 = nr > 3 ? r0 + 3 * rowBytes : r0;
+    for (let m = 0; m < M; m++) {
+      const xr = x + ((<usize>m * <usize>K) << 2);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let k = 0; k < K8; k += 8) {
+        const x0 = v128.load(xr + (<usize>k << 2));
+        const x1 = v128.load(xr + (<usize>k << 2), 16);
+        const o = <usize>k << 1;
+        let h = v128.load(r0 + o);
+        s0 = fma(halves<T>(h, false), x0, s0); s0 = fma(halves<T>(h, true), x1, s0);
+        h = v128.load(r1 + o);
+        s1 = fma(halves<T>(h, false), x0, s1); s1 = fma(halves<T>(h, true), x1, s1);
+        h = v128.load(r2 + o);
+        s2 = fma(halves<T>(h, false), x0, s2); s2 = fma(halves<T>(h, true), x1, s2);
+        h = v128.load(r3 + o);
+        s3 = fma(halves<T>(h, false), x0, s3); s3 = fma(halves<T>(h, true), x1, s3);
+      }
+      let r = hadd4f(s0, s1, s2, s3);
+      if (K8 < K) {
+        let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+        for (let k = K8; k < K; k++) {
+          const xk = load<f32>(xr + (<usize>k << 2));
+          const o = <usize>k << 1;
+          const h0 = <u32>load<u16>(r0 + o), h1 = <u32>load<u16>(r1 + o), h2 = <u32>load<u16>(r2 + o), h3 = <u32>load<u16>(r3 + o);
+          t0 += xk * (isSigned<T>() ? reinterpret<f32>(h0 << 16) : f16tof32(h0));
+          t1 += xk * (isSigned<T>() ? reinterpret<f32>(h1 << 16) : f16tof32(h1));
+          t2 += xk * (isSigned<T>() ? reinterpret<f32>(h2 << 16) : f16tof32(h2));
+          t3 += xk * (isSigned<T>() ? reinterpret<f32>(h3 << 16) : f16tof32(h3));
+        }
+        r = f32x4.add(r, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
+      }
+      storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), r, nr, add);
+    }
+  }
+}
+
+/** C (M×N, ldc) (+)= X · W^T for f16 (kind 0) or bf16 (kind 1) weights, X = rows rounded by round_rows */
+export function hmm(kind: i32, w: usize, N: i32, K: i32, x: usize, M: i32, c: usize, ldc: usize,
+  accumulate: i32, ith: i32, nth: i32): void {
+  if (kind == 0) hmmImpl<u16>(w, N, K, x, M, c, ldc, accumulate, ith, nth);
+  else hmmImpl<i16>(w, N, K, x, M, c, ldc, accumulate, ith, nth);
+}
+
+// keep the single-row helper referenced for small builds
+export function hdot_f16(w: usize, x: usize, K: i32): f32 {
+  return hdot1<u16>(w, x, K);
+}

@@ -1,0 +1,26 @@
+/** The wasm exports the thread pool dispatches, and what the JS kernel wrappers share. */
+import type { ThreadPool } from '../threads/pool.ts';
+import type { WasmArena } from './arena.ts';
+import type { Stager } from './stage.ts';
+import { type WasmExports } from './wasm-api.ts';
+
+export const KERNELS = [
+  'gemm_f32', 'gemv_rows', 'gemv_cols', 'quant_rows_q8', 'round_rows', 'qmm', 'hmm',
+] as const;
+
+export type KernelId = (typeof KERNELS)[number];
+
+export const K: { readonly [N in KernelId]: number } = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as never;
+
+export interface Kernels {
+  pool: ThreadPool;
+  arena: WasmArena;
+  exports: WasmExports;
+  stager: Stager;
+  threads: number;
+}
+
+/** threads worth using for `work` units (≈ flops or bytes): dispatch costs a few µs */
+export function threadsFor(k: Kernels, work: number, minPerThread = 262144): number {
+  return Math.max(1, Math.min(k.threads, Math.floor(work / minPerThread)));
+}

@@ -1,0 +1,101 @@
+/**
+ * matmul dispatch: f32 products go to the packed GEMM, or to matrix–vector kernels when M = 1 or N = 1
+ * (bandwidth-bound: no packing); quantized weights quantize/round the activations once, then run the
+ * block-dot kernels split over weight rows.
+ */
+import type { MatmulParams } from '../../tensor/kernels.ts';
+import { BLOCKS } from '../../tensor/dtype.ts';
+import { K as KI, threadsFor, type Kernels } from './kernels.ts';
+
+type Fn = (...a: number[]) => number;
+
+/** elements of a strided (batch, rows, cols) operand from its offset to its last element */
+function span(batch: number, stride: number, rows: number, cols: number, ld: number, trans: boolean): number {
+  if (batch === 0 || rows === 0 || cols === 0) return 0;
+  const inner = trans ? (cols - 1) * ld + rows : (rows - 1) * ld + cols;
+  return (batch - 1) * stride + inner;
+}
+
+export function matmul(k: Kernels, p: MatmulParams): void {
+  const { batch, M, N, K } = p;
+  if (batch === 0 || M === 0 || N === 0) return;
+  const st = k.stager;
+  try {
+    const cLen = span(batch, p.strideC, M, N, p.ldc, false);
+    if (K === 0) {
+      if (!p.accumulate)
+        for (let b = 0; b < batch; b++)
+          for (let m = 0; m < M; m++) p.c.fill(0, p.cOff + b * p.strideC + m * p.ldc, p.cOff + b * p.strideC + m * p.ldc + N);
+      return;
+    }
+    const a = st.in(p.a, p.aOff, span(batch, p.strideA, M, K, p.lda, p.transA));
+    const c = st.out(p.c, p.cOff, cLen, p.accumulate);
+    if (p.bType === 'f32') matmulF32(k, p, a, c);
+    else matmulQuant(k, p, a, c);
+    st.done();
+  } catch (e) {
+    st.done();
+    throw e;
+  }
+}
+
+function matmulF32(k: Kernels, p: MatmulParams, a: number, c: number): void {
+  const { batch, M, N, K } = p;
+  const st = k.stager;
+  const b = st.in(p.b as Float32Array, p.bOff, span(batch, p.strideB, K, N, p.ldb, p.transB));
+  const acc = p.accumulate ? 1 : 0;
+  if (M === 1 || N === 1) {
+    // y = W·x with W as rows (dot products) or columns (row axpys)
+    const nth = threadsFor(k, 2 * M * N * K, 1 << 17);
+    const s = st.scratch(K * 4 + 512 * 4 + 64, nth);
+    for (let bi = 0; bi < batch; bi++) {
+      const ab = a + 4 * bi * p.strideA;
+      const bb = b + 4 * bi * p.strideB;
+      const cb = c + 4 * bi * p.strideC;
+      if (M === 1) {
+        const xs = p.transA ? p.lda : 1;
+        k.pool.run(p.transB ? KI.gemv_rows : KI.gemv_cols, [ab, xs, bb, p.ldb, cb, 1, N, K, acc, s.base, s.stride], nth);
+      } else {
+        // C (M×1) = A · b: A is the matrix, the column of B the vector; C strided by ldc
+        const xs = p.transB ? 1 : p.ldb;
+        k.pool.run(p.transA ? KI.gemv_cols : KI.gemv_rows, [bb, xs, ab, p.lda, cb, p.ldc, M, K, acc, s.base, s.stride], nth);
+      }
+    }
+    return;
+  }
+  const nth = threadsFor(k, 2 * batch * M * N * K, 1 << 20);
+  const s = st.scratch((k.exports.gemm_scratch_bytes as Fn)(), nth);
+  k.pool.run(KI.gemm_f32, [a, p.transA ? 1 : 0, p.lda, p.strideA, b, p.transB ? 1 : 0, p.ldb, p.strideB,
+    c, p.ldc, p.strideC, batch, M, N, K, acc, s.base, s.stride], nth);
+}
+
+function matmulQuant(k: Kernels, p: MatmulParams, a: number, c: number): void {
+  const { batch, M, N, K } = p;
+  const type = p.bType;
+  const info = BLOCKS[type];
+  if (!p.transB) throw new Error(`internal: quantized (${type}) B must be transposed (N×K rows)`);
+  if (K % info.elems !== 0) throw new Error(`internal: ${type} needs K a multiple of ${info.elems}, got ${K}`);
+  const st = k.stager;
+  const rowBytes = (K / info.elems) * info.bytes;
+  const wLen = (batch - 1) * p.strideB + N * rowBytes;
+  const w = st.in(p.b as Uint8Array, p.bOff, p.strideB === 0 ? N * rowBytes : wLen);
+  const acc = p.accumulate ? 1 : 0;
+  const work = 2 * M * N * K;
+  const nthPrep = threadsFor(k, M * K, 1 << 16);
+  const nth = threadsFor(k, work, 1 << 17);
+  const s = st.scratch(K * 4 + 64, Math.max(nthPrep, nth));
+  const q = type === 'q8_0' || type === 'q4_0';
+  const act = st.shared(q ? M * K + (M * K) / 8 + 64 : M * K * 4);
+  const scales = act + Math.ceil((M * K) / 64) * 64;
+  for (let bi = 0; bi < batch; bi++) {
+    const ab = a + 4 * bi * p.strideA;
+    const wb = w + bi * p.strideB;
+    const cb = c + 4 * bi * p.strideC;
+    if (bi === 0 || p.strideA !== 0) {
+      if (q) k.pool.run(KI.quant_rows_q8, [ab, p.lda, p.transA ? 1 : 0, M, K, act, scales, s.base, s.stride], nthPrep);
+      else k.pool.run(KI.round_rows, [ab, p.lda, p.transA ? 1 : 0, M, K, act, type === 'f16' ? 0 : 1, s.base, s.stride], nthPrep);
+    }
+    if (q) k.pool.run(KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc], nth);
+    else k.pool.run(KI.hmm, [type === 'f16' ? 0 : 1, wb, N, K, act, M, cb, p.ldc, acc], nth);
+  }
+}
