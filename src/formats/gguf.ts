@@ -12,7 +12,7 @@
  */
 import { ModelFormatError } from '../errors.ts';
 import { Cursor, alignUp } from './cursor.ts';
-import { GGML_TYPES, type GGMLType, ggmlByteSize, ggmlTypeName, isGGMLType } from './ggml-types.ts';
+import { GGML_TYPES, ggmlByteSize, ggmlTypeName, isGGMLType } from './ggml-types.ts';
 import {
   GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_ARRAY, GGUF_MAX_STRING, GGUF_VALUE_SIZE,
   type GGUFFile, type GGUFScalar, type GGUFTensorInfo, type GGUFTypeInfo, type GGUFValue, GGUFValueType,

@@ -189,9 +189,7 @@ describe('GGUF: writer → reader round trip', () => {
   it('every metadata value type and every array element type (explicit types)', () => {
     const f = readGGUF(writeGGUF({ ...ALL_TYPES, tensors: [] }));
     assert.equal(f.version, 3);
-    assert.deepEqual(plain(f.metadata), ALL_TYPES.metadata.au64 && {
-      ...ALL_TYPES.metadata, u64s: 7, au64: [1, 2n ** 63n], ai64: [-(2n ** 62n), 5],
-    });
+    assert.deepEqual(plain(f.metadata), ALL_TYPES.metadata);
     for (const [k, t] of Object.entries(ALL_TYPES.metadataTypes)) assert.deepEqual(f.metadataTypes[k], t, k);
     assert.deepEqual(f.metadataTypes['general.architecture'], { type: GGUFValueType.STRING });
     assert.deepEqual(f.tensors, []);
