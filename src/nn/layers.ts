@@ -58,11 +58,14 @@ export class Embedding extends Module {
   }
 }
 
+// eps is kept as the f32 value model files store, so a saved and reloaded model computes bit-identically
 export class LayerNorm extends Module {
   weight: Tensor;
   bias: Tensor | null;
-  constructor(dim: number, readonly eps = 1e-5, hasBias = true) {
+  readonly eps: number;
+  constructor(dim: number, eps = 1e-5, hasBias = true) {
     super();
+    this.eps = Math.fround(eps);
     this.weight = Tensor.full([dim], 1).param();
     this.bias = hasBias ? Tensor.zeros([dim]).param() : null;
   }
@@ -73,8 +76,10 @@ export class LayerNorm extends Module {
 
 export class RMSNorm extends Module {
   weight: Tensor;
-  constructor(dim: number, readonly eps = 1e-5) {
+  readonly eps: number;
+  constructor(dim: number, eps = 1e-5) {
     super();
+    this.eps = Math.fround(eps);
     this.weight = Tensor.full([dim], 1).param();
   }
   forward(x: Tensor): Tensor {

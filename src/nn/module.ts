@@ -37,7 +37,7 @@ export abstract class Module {
 
   /**
    * Replace parameters by name (strict): collects every missing, unexpected and wrong-shaped tensor and
-   * throws once with the list. `prefix` selects a sub-tree of `tensors` (e.g. 'v.').
+   * throws once with the list. `prefix` names this module inside `tensors` (e.g. 'v' for `v.*`).
    */
   loadParameters(tensors: ReadonlyMap<string, Tensor>, opts: { prefix?: string; allowUnexpected?: boolean; optional?: readonly string[] } = {}): void {
     const mine = this.namedParameters(opts.prefix ?? '');
@@ -53,11 +53,11 @@ export abstract class Module {
     }
     if (!opts.allowUnexpected)
       for (const name of tensors.keys())
-        if ((!opts.prefix || name.startsWith(opts.prefix)) && !mine.has(name)) problems.push(`unexpected ${name}`);
+        if ((!opts.prefix || name.startsWith(`${opts.prefix}.`)) && !mine.has(name)) problems.push(`unexpected ${name}`);
     if (problems.length) throw new ModelFormatError(`cannot load weights:\n  ${problems.join('\n  ')}`);
     for (const [name] of mine) {
       const src = tensors.get(name);
-      if (src) setByPath(this, opts.prefix ? name.slice(opts.prefix.length) : name, src);
+      if (src) setByPath(this, opts.prefix ? name.slice(opts.prefix.length + 1) : name, src);
     }
   }
 }
