@@ -175,7 +175,7 @@ export class Tokenizer {
       parts.push(b);
       total += b.length;
     });
-    let bytes = new Uint8Array(total);
+    let bytes: Uint8Array = new Uint8Array(total);
     let o = 0;
     for (const p of parts) {
       bytes.set(p, o);

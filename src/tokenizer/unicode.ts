@@ -91,7 +91,6 @@ export function codePoints(text: string): number[] {
 
 /** `text` with lone surrogates replaced by U+FFFD. */
 export function wellFormed(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return /[\ud800-\udfff]/.test(text) ? String.fromCodePoint(...codePoints(text)) : text;
 }
 

@@ -121,7 +121,8 @@ export function vocabFromMetadata(meta: Record<string, unknown>): Vocab {
   }
   const n = rawTokens.length;
   const tokens = (rawTokens as string[]).map((t, i) => (t === '' ? `[EMPTY_${i}]` : t));
-  const scores = new Float32Array(numArray(meta, 'tokenizer.ggml.scores', n)?.slice(0, n) ?? n);
+  const scores = new Float32Array(n);
+  scores.set(numArray(meta, 'tokenizer.ggml.scores', n)?.slice(0, n) ?? []);
   const types = numArray(meta, 'tokenizer.ggml.token_type', n);
   const attrs = new Uint16Array(n);
   const tokenToId = new Map<string, number>();
