@@ -70,7 +70,7 @@ export function spmTokenize(vocab: Vocab, text: string, out: number[]): void {
     // Every merged piece is a token, so only single characters get here: emit their UTF-8 bytes.
     for (const b of utf8Encode(piece)) {
       const bt = spmByteToken(vocab, b);
-      out.push(bt >= 0 ? bt : vocab.unkId);
+      out.push(bt >= 0 ? bt : vocab.unkId); // llama.cpp aborts here; SentencePiece's answer is UNK (always set for SPM)
     }
   }
 }

@@ -158,3 +158,22 @@ describe('trainBPE', () => {
     assert.throws(() => trainBPE(corpus, { vocabSize: 100 }));
   });
 });
+
+describe('SPM without byte tokens', () => {
+  const base = {
+    'tokenizer.ggml.model': 'llama',
+    'tokenizer.ggml.tokens': ['<unk>', '<s>', '</s>', '▁', 'a', 'b', '▁a'],
+    'tokenizer.ggml.scores': [0, 0, 0, -1, -2, -2, -0.5],
+    'tokenizer.ggml.token_type': [2, 3, 3, 1, 1, 1, 1],
+  };
+  it('merges by score and falls back to UNK for characters with no byte token', () => {
+    const tok = Tokenizer.fromGGUFMetadata(base);
+    assert.deepEqual(tok.encode('ab'), [6, 5]);
+    assert.deepEqual(tok.encode('aé'), [6, 0, 0]);
+  });
+  it('an out-of-range unknown_token_id is ignored, as in llama.cpp', () => {
+    const tok = Tokenizer.fromGGUFMetadata({ ...base, 'tokenizer.ggml.unknown_token_id': 99, 'tokenizer.ggml.token_type': [1, 3, 3, 1, 1, 1, 1] });
+    assert.deepEqual(tok.encode('ab'), [6, 5]);
+    assert.equal(tok.vocab.unkId, 0); // out-of-range override is ignored, default 0 stays
+  });
+});
