@@ -3,6 +3,7 @@
  * non-zero exit code (stack traces only with --verbose). Only this layer may end the process.
  */
 import { VistaError } from '../errors.ts';
+import { info, logits, quantizeCmd, tokenize } from './commands/gguf-tools.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -10,6 +11,10 @@ Usage: vista <command> [options]
 
 Commands:
   start            what \`npm start\` runs
+  info FILE.gguf   metadata, tensor names, shapes, types and sizes
+  quantize IN OUT  requantize 2-D weights: --type q8_0|q4_0
+  tokenize         token ids of a text (--model LM.gguf [--special] TEXT | --file F.json)
+  logits           logits per position (--model LM.gguf --tokens 1,2,3 [--top N | --last])
   help             this text
 
 Run \`vista <command> --help\` for a command's options.`;
@@ -27,6 +32,14 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'start':
         return start();
+      case 'info':
+        return await info(rest);
+      case 'quantize':
+        return await quantizeCmd(rest);
+      case 'tokenize':
+        return await tokenize(rest);
+      case 'logits':
+        return await logits(rest);
       default:
         console.error(`vista: unknown command '${cmd}' (see vista help)`);
         return 2;
