@@ -71,7 +71,8 @@ test('quantize writes a q8_0 file that info and logits read', () => {
   assert.ok(differing <= total * 1e-4, `${differing} of ${total} bytes differ`);
   const ours = JSON.parse(vista(['logits', '--model', out, '--tokens', '1,300,301', '--last']).out) as number[];
   const theirs = JSON.parse(vista(['logits', '--model', path.join(FIX, 'tiny-q8_0.gguf'), '--tokens', '1,300,301', '--last']).out) as number[];
-  ours.forEach((v, i) => assert.ok(Math.abs(v - theirs[i]!) < 1e-2, `logit ${i}: ${v} vs ${theirs[i]}`));
+  // q8_0 activation rounding amplifies single-step weight differences (fixtures README: up to 0.036)
+  ours.forEach((v, i) => assert.ok(Math.abs(v - theirs[i]!) < 0.05, `logit ${i}: ${v} vs ${theirs[i]}`));
 });
 
 test('errors are one line and a non-zero exit', () => {
