@@ -8,7 +8,7 @@ import sharp, { type SharpOptions } from 'sharp';
 import { InputError } from '../errors.ts';
 import { readFileChecked } from '../platform/fs.ts';
 import type { RGBImage } from './image.ts';
-import { sniffFormat, SUPPORTED_HINT, type ImageFormat } from './sniff.ts';
+import { pngHeaderSize, sniffFormat, SUPPORTED_HINT, type ImageFormat } from './sniff.ts';
 
 export interface DecodeOptions {
   /** Refuse images with more pixels than this, judged from the header (default 40e6). */
@@ -40,14 +40,17 @@ export async function decodeImage(input: Uint8Array | string, opts: DecodeOption
   const format = sniffFormat(bytes);
   const name = FORMAT_NAME[format];
 
+  const checkSize = (w: number, h: number): void => {
+    if (w <= 0 || h <= 0) throw new InputError(`${name} image has zero size (${w}x${h})${from}`);
+    if (w * h > maxPixels)
+      throw new InputError(`${name} image is ${w}x${h} = ${w * h} pixels, above the limit of ${maxPixels}${from}`);
+  };
+  const declared = format === 'png' ? pngHeaderSize(bytes) : null;
+  if (declared) checkSize(declared.width, declared.height);
   // Header only: libvips reads dimensions without decoding pixels, so a decompression bomb costs nothing here.
   const meta = await viaSharp(name, from, () => sharp(bytes, sharpOptions(false)).metadata());
   // metadata() reports stored dimensions; EXIF orientations 5–8 swap them, which does not change the area.
-  const w = meta.width ?? 0;
-  const h = meta.height ?? 0;
-  if (w <= 0 || h <= 0) throw new InputError(`${name} image has zero size (${w}x${h})${from}`);
-  if (w * h > maxPixels)
-    throw new InputError(`${name} image is ${w}x${h} = ${w * h} pixels, above the limit of ${maxPixels}${from}`);
+  checkSize(meta.width ?? 0, meta.height ?? 0);
 
   const { data, info } = await viaSharp(name, from, () =>
     sharp(bytes, sharpOptions(maxPixels))

@@ -54,3 +54,13 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat {
   if (name) throw new InputError(`unsupported image format ${name}; ${SUPPORTED_HINT}`);
   throw new InputError(`unrecognised image data (first bytes: ${hex(bytes, 8)}); ${SUPPORTED_HINT}`);
 }
+
+/**
+ * Dimensions declared by a PNG's IHDR chunk, read without any decoder (null when not a PNG with an IHDR first).
+ * libpng rejects a 0×N header as merely "corrupt"; reading it here lets the error say what is wrong.
+ */
+export function pngHeaderSize(bytes: Uint8Array): { width: number; height: number } | null {
+  if (bytes.length < 24 || ascii(bytes, 12, 16) !== 'IHDR') return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { width: dv.getUint32(16), height: dv.getUint32(20) };
+}
