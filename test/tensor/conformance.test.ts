@@ -8,7 +8,7 @@ import * as T from '../../src/tensor/index.ts';
 import { Tensor, Rng, noGrad } from '../../src/tensor/index.ts';
 import type { DType } from '../../src/tensor/dtype.ts';
 import type { UnaryOp } from '../../src/tensor/kernels.ts';
-import { BACKENDS, refAndOther, useBackend } from '../helpers/backends.ts';
+import { BACKENDS, useBackend } from '../helpers/backends.ts';
 import { rnd } from '../helpers/gradcheck.ts';
 import { makeAdamW, makeData, makeMlp, mlpParams, trainStep } from './tiny-mlp.ts';
 

@@ -69,9 +69,12 @@ export function split(x: Tensor, sizes: number | readonly number[], axis: number
     throw new ShapeError(`split sizes [${parts.join(', ')}] do not add up to ${len} (axis ${a} of [${x.shape.join(', ')}])`);
   let start = 0;
   return parts.map((p) => {
-    const piece = slice(x, a, start, start + p);
+    const s = start;
     start += p;
-    return piece;
+    // the view is slice's; the backward pads with block copies (slice's backward writes its strided
+    // destination element by element, slow for the typical split of a fused qkv along the last axis)
+    const piece = noGrad(() => slice(x, a, s, s + p));
+    return record(piece, 'split', [x], (g) => [pad(g, a, s, len - s - p)]);
   });
 }
 
