@@ -38,6 +38,13 @@
   return reinterpret<f32>(o | ((h & 0x8000) << 16));
 }
 
+/** f16 → f32 lookup table (256 KiB) at a fixed address below the arena, filled by f16_table_init */
+export const F16_TABLE: usize = 65536;
+
+export function f16_table_init(): void {
+  for (let h: u32 = 0; h < 65536; h++) store<f32>(F16_TABLE + (<usize>h << 2), f16tof32(h));
+}
+
 /** four halves (u32 lanes) → f32x4 */
 @inline export function f16tof32x4(h: v128): v128 {
   let f = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));

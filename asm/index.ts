@@ -2,3 +2,4 @@
 // shared memory; parallel kernels take (ith, nth) last and do their share of the work.
 export * from "./gemm";
 export * from "./quant";
+export { f16_table_init } from "./common";

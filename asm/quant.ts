@@ -2,7 +2,7 @@
 // q8_0/q4_0: activation rows are quantized to q8_0 (d = amax/127, q = roundf(x·(1/d)), d kept as f16) and
 // every block adds (Σ qa·qw)·(f16(dw)·f16(da)); f16/bf16: activations rounded to f16/bf16, f32 products.
 // Four weight rows are done at once against one activation row so their block sums share one reduction.
-import { f16tof32, f16tof32x4, f32tobf16, f32tof16, fma, hadd4f, hadd4i, part } from './common';
+import { F16_TABLE, f16tof32, f16tof32x4, f32tobf16, f32tof16, fma, hadd4f, hadd4i, part } from './common';
 
 /** round half away from zero (C roundf), lane-wise */
 @inline function roundAway(v: v128): v128 {
@@ -97,12 +97,12 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), a3)));
 }
 
+/** the four rows' block scales (f16 via the lookup table: two loads each, as ggml does) */
 @inline function scales4(w0: usize, w1: usize, w2: usize, w3: usize): v128 {
-  let h = i32x4.splat(<i32>load<u16>(w0));
-  h = i32x4.replace_lane(h, 1, <i32>load<u16>(w1));
-  h = i32x4.replace_lane(h, 2, <i32>load<u16>(w2));
-  h = i32x4.replace_lane(h, 3, <i32>load<u16>(w3));
-  return f16tof32x4(h);
+  let d = v128.load32_zero(F16_TABLE + (<usize>load<u16>(w0) << 2));
+  d = f32x4.replace_lane(d, 1, load<f32>(F16_TABLE + (<usize>load<u16>(w1) << 2)));
+  d = f32x4.replace_lane(d, 2, load<f32>(F16_TABLE + (<usize>load<u16>(w2) << 2)));
+  return f32x4.replace_lane(d, 3, load<f32>(F16_TABLE + (<usize>load<u16>(w3) << 2)));
 }
 
 @inline function storeRow4(c: usize, v: v128, nr: i32, add: bool): void {

@@ -41,13 +41,15 @@ export interface WasmBackend extends Backend {
   close(): void;
 }
 
-const RESERVED = 64 * 1024; // low memory kept out of the arena (null pointers stay invalid)
+// low memory kept out of the arena: 64 KiB (null pointers stay invalid), then the f16→f32 table (256 KiB)
+const RESERVED = 64 * 1024 + 256 * 1024;
 
 export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}): WasmBackend {
   const { module, flavour } = compileKernels(opts.flavour ?? 'auto');
   const maxPages = opts.maxPages ?? 65536;
   const memory = new WA.Memory({ initial: Math.min(maxPages, 256), maximum: maxPages, shared: true });
   const instance = new WA.Instance(module, { env: { memory } });
+  (instance.exports.f16_table_init as () => void)();
   const arena = new WasmArena(memory, RESERVED, maxPages);
   const pool = new ThreadPool(threads, module, memory, instance.exports, KERNELS);
   const k: Kernels = { pool, arena, exports: instance.exports, stager: new Stager(arena), threads };
