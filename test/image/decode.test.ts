@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { deflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { InputError } from '../../src/errors.ts';
 import { decodeImage, parseDataUrl } from '../../src/image/decode.ts';
 import type { RGBImage } from '../../src/image/image.ts';
@@ -27,7 +27,7 @@ function raw(w: number, h: number, colour: (x: number, y: number) => Px, channel
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) b.set(colour(x, y).slice(0, channels), (y * w + x) * channels);
   return b;
 }
-const enc = (w: number, h: number, colour: (x: number, y: number) => Px): sharp.Sharp => sharp(raw(w, h, colour), { raw: { width: w, height: h, channels: 3 } });
+const enc = (w: number, h: number, colour: (x: number, y: number) => Px): Sharp => sharp(raw(w, h, colour), { raw: { width: w, height: h, channels: 3 } });
 /** 6×4 test card: distinct, PNG/WebP-lossless-exact colours per pixel */
 const card = (x: number, y: number): Px => [x * 40, y * 60, (x * 7 + y * 31) % 256];
 const halves = (x: number, _y: number, w: number): Px => (x < w / 2 ? [220, 30, 30] : [30, 60, 220]);
@@ -56,7 +56,7 @@ describe('decodeImage: accepted formats', () => {
   it('WebP lossless is exact; WebP lossy and JPEG are close', async () => {
     const lossless = await decodeImage(await enc(6, 4, card).webp({ lossless: true }).toBuffer());
     assert.deepEqual([...lossless.data], [...raw(6, 4, card)]);
-    const solid = (): sharp.Sharp => enc(16, 16, () => [200, 100, 50]);
+    const solid = (): Sharp => enc(16, 16, () => [200, 100, 50]);
     for (const bytes of [await solid().webp({ quality: 90 }).toBuffer(), await solid().jpeg({ quality: 95 }).toBuffer()]) {
       const img = await decodeImage(bytes);
       assert.deepEqual([img.width, img.height], [16, 16]);
@@ -69,7 +69,7 @@ describe('decodeImage: accepted formats', () => {
     assert.deepEqual([px(still, 0, 0), px(still, 3, 3)], [[255, 0, 0], [0, 0, 255]]);
     // two 4×3 frames stacked: red then blue
     const frames = raw(4, 6, (_x, y) => (y < 3 ? [255, 0, 0, 255] : [0, 0, 255, 255]) as unknown as Px, 4);
-    const anim = await sharp(frames, { raw: { width: 4, height: 6, channels: 4, pageHeight: 3 } as sharp.CreateRaw }).gif().toBuffer();
+    const anim = await sharp(frames, { raw: { width: 4, height: 6, channels: 4, pageHeight: 3 } }).gif().toBuffer();
     assert.equal((await sharp(anim).metadata()).pages, 2, 'fixture is a 2-frame GIF');
     const img = await decodeImage(anim);
     assert.deepEqual([img.width, img.height], [4, 3]);
