@@ -133,7 +133,33 @@ function heapify(h: Int32Array, n: number, before: Before): void {
   for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(h, n, i, before);
 }
 
-const better = (L: Float32Array): Before => (a, b) => L[a]! > L[b]! || (L[a] === L[b] && a < b);
+const BANDS = 64;
+const BAND_WIDTH = 0.5;
+
+const ID_SPAN = 2 ** 21;
+const ID_MASK = ID_SPAN - 1;
+
+/**
+ * Ascending keys of the candidates with logit > floor: the logit's f32 bits made order-preserving as a
+ * uint32, times 2^21, plus (2^21 − 1 − id) so ties put the lower id last. Exact in f64 (53 bits), and
+ * sorted natively, without a comparator.
+ */
+function sortKeys(L: Float32Array, ids: Int32Array, n: number, floor: number): Float64Array {
+  if (L.length > ID_SPAN) throw new InputError(`sampler: top-p supports vocabularies of up to ${ID_SPAN} tokens, got ${L.length}`);
+  const bits = new Uint32Array(L.buffer, L.byteOffset, L.length);
+  let m = 0;
+  for (let i = 0; i < n; i++) if (L[ids[i]!]! > floor) m++;
+  const keys = new Float64Array(m);
+  m = 0;
+  for (let i = 0; i < n; i++) {
+    const id = ids[i]!;
+    if (!(L[id]! > floor)) continue;
+    const u = L[id] === 0 ? 0 : bits[id]!; // −0 sorts as +0
+    const ordered = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+    keys[m++] = ordered * ID_SPAN + (ID_MASK - id);
+  }
+  return keys.sort();
+}
 
 /** Keep the k best candidates, sorted (llama.cpp top-k; k ≤ 0 or k ≥ n = off). O(n log k). */
 export function topK(c: Candidates, k: number): void {
@@ -180,14 +206,14 @@ function softmaxStats(c: Candidates): { max: number; sum: number } {
 
 /**
  * Keep the most likely candidates until their probability mass reaches p (the token that crosses p is
- * kept), leaving them sorted (llama.cpp top-p; p ≥ 1 = off). `scratch` must hold n entries.
+ * kept), leaving them sorted (llama.cpp top-p; p ≥ 1 = off).
  */
-export function topP(c: Candidates, p: number, scratch = new Int32Array(c.n)): void {
+export function topP(c: Candidates, p: number): void {
   if (p >= 1 || c.n <= 1) return;
   const L = c.logits;
-  const { max, sum } = softmaxStats(c);
   let cum = 0;
   if (c.sorted) {
+    const { max, sum } = softmaxStats(c);
     for (let i = 0; i < c.n; i++) {
       cum += Math.exp(L[c.ids[i]!]! - max) / sum;
       if (cum >= p) {
@@ -197,21 +223,29 @@ export function topP(c: Candidates, p: number, scratch = new Int32Array(c.n)): v
     }
     return;
   }
-  // Pop a max-heap only as far as needed: usually a handful of tokens out of the whole vocabulary.
-  const before = better(L);
+  // The kept set is a best-first prefix, so it lies within the logit bands (below the max) whose mass
+  // reaches p (+1 band of slack for summation order): only those tokens are sorted.
   const h = c.ids;
-  let size = c.n;
-  heapify(h, size, before);
+  const max = maxLogit(c);
+  const mass = new Float64Array(BANDS);
+  let sum = 0;
+  for (let i = 0; i < c.n; i++) {
+    const l = L[h[i]!]!;
+    const w = Math.exp(l - max);
+    mass[Math.min(BANDS - 1, Math.floor((max - l) / BAND_WIDTH))]! += w;
+    sum += w;
+  }
+  let last = 0;
+  for (let acc = mass[0]!; acc < p * sum && last < BANDS - 1; ) acc += mass[++last]!;
+  const floor = last + 1 >= BANDS - 1 ? -Infinity : max - (last + 2) * BAND_WIDTH;
+  const keys = sortKeys(L, h, c.n, floor);
   let m = 0;
-  while (size > 0) {
-    const id = h[0]!;
-    scratch[m++] = id;
-    h[0] = h[--size]!;
-    siftDown(h, size, 0, before);
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const id = ID_MASK - (keys[i]! % ID_SPAN);
+    h[m++] = id;
     cum += Math.exp(L[id]! - max) / sum;
     if (cum >= p) break;
   }
-  h.set(scratch.subarray(0, m));
   c.n = m;
   c.sorted = true;
 }
@@ -280,7 +314,6 @@ export class Sampler {
   private scratchV = 0;
   private work = new Float32Array(0);
   private ids = new Int32Array(0);
-  private tmp = new Int32Array(0);
   private probs = new Float64Array(0);
 
   constructor(opts: SamplerOptions = {}) {
@@ -351,7 +384,6 @@ export class Sampler {
       this.scratchV = V;
       this.work = new Float32Array(V);
       this.ids = new Int32Array(V);
-      this.tmp = new Int32Array(V);
       this.probs = new Float64Array(V);
     }
     const w = this.work;
@@ -372,7 +404,7 @@ export class Sampler {
     const o = this.options;
     const c = allCandidates(w, this.ids);
     topK(c, o.topK);
-    topP(c, o.topP, this.tmp);
+    topP(c, o.topP);
     minP(c, o.minP);
     return c;
   }
