@@ -13,6 +13,9 @@ import { availableParallelism } from 'node:os';
 export type BackendName = 'ref' | 'wasm';
 
 let current: Backend | null = null;
+// one wasm backend per thread count: each owns a shared memory and a worker pool, so switching back and
+// forth (tests compare backends) must not build new ones
+const wasmBackends = new Map<number, Backend>();
 
 export interface BackendOptions {
   name?: BackendName;
@@ -28,7 +31,10 @@ export function initBackend(opts: BackendOptions = {}): Backend {
   if (current && current.name === name && (name === 'ref' || current.threads === threads)) return current;
   let b: Backend;
   if (name === 'ref') b = refBackend;
-  else if (name === 'wasm') b = createWasmBackend(threads);
+  else if (name === 'wasm') {
+    b = wasmBackends.get(threads) ?? createWasmBackend(threads);
+    wasmBackends.set(threads, b);
+  }
   else throw new ConfigError(`unknown backend '${name as string}' (expected ref or wasm)`);
   current = b;
   setAllocator(b.allocator);

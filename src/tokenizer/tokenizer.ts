@@ -77,11 +77,29 @@ export class Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InputError(`encode: expected a string, got ${typeof text}`);
+    return this.encodeSegments([{ text, parseSpecial: opts.parseSpecial ?? false }], opts);
+  }
+
+  /**
+   * Encode text made of segments with their own special-token parsing, as if it were one string: a chat
+   * prompt whose template parts may contain control tokens (`<|im_start|>`) while the user's text must
+   * never turn into one. Adjacent raw text of different segments is tokenized together, so the ids equal
+   * `encode(whole, { parseSpecial: true })` whenever the user text holds no special-token text.
+   */
+  encodeSegments(segments: readonly { text: string; parseSpecial: boolean }[], opts: Pick<EncodeOptions, 'addBos'> = {}): number[] {
     const v = this.vocab;
-    const addSpecial = opts.addBos ?? false;
     const out: number[] = [];
-    const fragments = text === '' ? [] : this.partition(wellFormed(text), opts.parseSpecial ?? false);
-    if (addSpecial && v.addBos) {
+    const fragments: Fragment[] = [];
+    for (const seg of segments) {
+      if (typeof seg.text !== 'string') throw new InputError(`encode: expected a string, got ${typeof seg.text}`);
+      if (seg.text === '') continue;
+      for (const f of this.partition(wellFormed(seg.text), seg.parseSpecial)) {
+        const last = fragments[fragments.length - 1];
+        if ('text' in f && last && 'text' in last) fragments[fragments.length - 1] = { text: last.text + f.text };
+        else fragments.push(f);
+      }
+    }
+    if (opts.addBos && v.addBos) {
       if (v.bosId < 0) throw new InputError('encode: addBos requested but the vocabulary has no BOS token');
       out.push(v.bosId);
     }
@@ -98,7 +116,7 @@ export class Tokenizer {
         bpeTokenize(v, f.text, out);
       }
     }
-    if (addSpecial && v.addEos && v.eosId >= 0) out.push(v.eosId);
+    if (opts.addBos && v.addEos && v.eosId >= 0) out.push(v.eosId);
     return out;
   }
 

@@ -96,16 +96,30 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     backendFor('copyStrided', ['f32']).copyStrided(src.shape, src.data, src.offset, src.strides, dst.data, dst.offset);
     return;
   }
-  // strided destination: walk it (rare: slice backward into non-contiguous views)
-  const c = contiguous(src).toArray();
-  const idx = new Array<number>(dst.ndim).fill(0);
-  for (let i = 0; i < c.length; i++) {
+  // strided destination: copy the innermost contiguous runs of dst one by one
+  const src2 = contiguous(src);
+  const nd = dst.ndim;
+  let inner = 1;
+  let k = nd;
+  while (k > 0 && (dst.strides[k - 1] === inner || dst.shape[k - 1] === 1)) {
+    inner *= dst.shape[k - 1]!;
+    k--;
+  }
+  const outerShape = dst.shape.slice(0, k);
+  const outerStrides = dst.strides.slice(0, k);
+  const n = src2.size / Math.max(inner, 1);
+  const idx = new Array<number>(k).fill(0);
+  const s = src2.data;
+  const d = dst.data;
+  let so = src2.offset;
+  for (let r = 0; r < n; r++) {
     let off = dst.offset;
-    for (let d = 0; d < dst.ndim; d++) off += idx[d]! * dst.strides[d]!;
-    dst.data[off] = c[i]!;
-    for (let d = dst.ndim - 1; d >= 0; d--) {
-      if (++idx[d]! < dst.shape[d]!) break;
-      idx[d] = 0;
+    for (let j = 0; j < k; j++) off += idx[j]! * outerStrides[j]!;
+    d.set(s.subarray(so, so + inner), off);
+    so += inner;
+    for (let j = k - 1; j >= 0; j--) {
+      if (++idx[j]! < outerShape[j]!) break;
+      idx[j] = 0;
     }
   }
 }
