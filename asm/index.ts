@@ -4,3 +4,4 @@ export * from "./gemm";
 export * from "./quant";
 export { f16_table_init } from "./common";
 export * from "./nn";
+export * from "./unary";

@@ -8,13 +8,17 @@ import { refBackend } from '../ref/index.ts';
 import { K as KI, threadsFor, type Kernels } from './kernels.ts';
 
 export const SUPPORTED = new Set<KernelName>([
-  'binary', 'unary', 'affine', 'softmax', 'softmaxBackward', 'logSoftmax', 'layerNorm', 'layerNormBackward',
+  'binary', 'unary', 'unaryBackward', 'affine', 'softmax', 'softmaxBackward', 'logSoftmax', 'layerNorm', 'layerNormBackward',
   'rmsNorm', 'rmsNormBackward', 'attention', 'adamw',
 ]);
 
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
-const UNARY: Partial<Record<UnaryOp, number>> = {
-  neg: 0, exp: 1, sqrt: 2, abs: 3, relu: 4, sigmoid: 5, silu: 6, square: 7, recip: 8, rsqrt: 9, quick_gelu: 10,
+/** exact ops (one f32 rounding either way) run 4-wide in f32 */
+const UNARY_SIMD: Partial<Record<UnaryOp, number>> = { neg: 0, sqrt: 2, abs: 3, relu: 4, square: 7, recip: 8 };
+/** every op, in f64 with the reference's formulas (asm/unary.ts) */
+const UNARY_F64: Record<UnaryOp, number> = {
+  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, tanh: 5, abs: 6, relu: 7, sigmoid: 8, gelu_erf: 9, gelu_tanh: 10,
+  quick_gelu: 11, silu: 12, square: 13, recip: 14,
 };
 
 /** elementwise work below this runs on the calling thread only (dispatch costs more than it saves) */
@@ -70,9 +74,14 @@ export function ops(k: Kernels): Partial<Backend> {
       run(KI.binary_rows, [BINARY[op], c.rows, c.cols, pa, c.ars, c.acs, pb, c.brs, c.bcs, po], c.rows > 1 ? n : 0);
     },
     unary(op, n, x, xOff, o): void {
-      const id = UNARY[op];
-      if (id === undefined || n < 8) return refBackend.unary(op, n, x, xOff, o);
-      run(KI.unary_f32, [id, n, st.in(x, xOff, n), out(o, n)], n);
+      if (n < 8) return refBackend.unary(op, n, x, xOff, o);
+      const id = UNARY_SIMD[op];
+      if (id !== undefined) run(KI.unary_f32, [id, n, st.in(x, xOff, n), out(o, n)], n);
+      else run(KI.unary_f64, [UNARY_F64[op], n, st.in(x, xOff, n), out(o, n)], n, 1 << 12);
+    },
+    unaryBackward(op, n, x, xOff, dy, dx): void {
+      if (n < 8) return refBackend.unaryBackward(op, n, x, xOff, dy, dx);
+      run(KI.unary_bwd_f64, [UNARY_F64[op], n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n, 1 << 12);
     },
     affine(n, x, xOff, alpha, beta, o): void {
       if (n < 8) return refBackend.affine(n, x, xOff, alpha, beta, o);

@@ -1,0 +1,86 @@
+// Unary ops and their derivatives, mirroring the reference formulas in f64 and rounding once to f32.
+// Exactness matters more than speed here: activations feed q8_0 quantization in quantized inference,
+// where a 1-ulp difference can flip a rounding and visibly move logits away from llama.cpp's.
+import { part } from './common';
+
+// op ids: 0 neg 1 exp 2 log 3 sqrt 4 rsqrt 5 tanh 6 abs 7 relu 8 sigmoid 9 gelu_erf 10 gelu_tanh
+//         11 quick_gelu 12 silu 13 square 14 recip
+const SQRT_2_OVER_PI: f64 = 0.7978845608028654;
+const GELU_COEF_A: f64 = 0.044715;
+
+@inline function sigmoid(x: f64): f64 {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** erf with |error| < 1.2e-7 (Numerical Recipes erfc), the reference's formula */
+function erf(x: f64): f64 {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+function fwd(op: i32, x: f64): f64 {
+  switch (op) {
+    case 0: return -x;
+    case 1: return Math.exp(x);
+    case 2: return Math.log(x);
+    case 3: return Math.sqrt(x);
+    case 4: return 1 / Math.sqrt(x);
+    case 5: return Math.tanh(x);
+    case 6: return Math.abs(x);
+    case 7: return x > 0 ? x : 0;
+    case 8: return sigmoid(x);
+    case 9: return 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 10: return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * x * (1 + GELU_COEF_A * x * x)));
+    case 11: return x * sigmoid(1.702 * x);
+    case 12: return x * sigmoid(x);
+    case 13: return x * x;
+    default: return 1 / x;
+  }
+}
+
+function deriv(op: i32, x: f64): f64 {
+  switch (op) {
+    case 0: return -1;
+    case 1: return Math.exp(x);
+    case 2: return 1 / x;
+    case 3: return 0.5 / Math.sqrt(x);
+    case 4: return -0.5 / (x * Math.sqrt(x));
+    case 5: { const t = Math.tanh(x); return 1 - t * t; }
+    case 6: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case 7: return x > 0 ? 1 : 0;
+    case 8: { const s = sigmoid(x); return s * (1 - s); }
+    case 9: return 0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+    case 10: {
+      const u = SQRT_2_OVER_PI * x * (1 + GELU_COEF_A * x * x);
+      const t = Math.tanh(u);
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_COEF_A * x * x);
+    }
+    case 11: { const s = sigmoid(1.702 * x); return s + 1.702 * x * s * (1 - s); }
+    case 12: { const s = sigmoid(x); return s * (1 + x * (1 - s)); }
+    case 13: return 2 * x;
+    default: return -1 / (x * x);
+  }
+}
+
+/** out[i] = op(x[i]) */
+export function unary_f64(op: i32, n: i32, x: usize, out: usize, ith: i32, nth: i32): void {
+  const i0 = part(n, ith, nth, 16);
+  const i1 = part(n, ith + 1, nth, 16);
+  for (let i = i0; i < i1; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, <f32>fwd(op, <f64>load<f32>(x + o)));
+  }
+}
+
+/** dx[i] = dy[i]·op'(x[i]) */
+export function unary_bwd_f64(op: i32, n: i32, x: usize, dy: usize, dx: usize, ith: i32, nth: i32): void {
+  const i0 = part(n, ith, nth, 16);
+  const i1 = part(n, ith + 1, nth, 16);
+  for (let i = i0; i < i1; i++) {
+    const o = <usize>i << 2;
+    store<f32>(dx + o, <f32>(<f64>load<f32>(dy + o) * deriv(op, <f64>load<f32>(x + o))));
+  }
+}
