@@ -38,7 +38,7 @@ export interface SamplerOptions {
   readonly presencePenalty?: number;
   /** Subtracted count times from the logit of every token seen in the window. Default 0. */
   readonly frequencyPenalty?: number;
-  /** PCG32 seed; the same seed and inputs give the same tokens. Default: random. */
+  /** Seed of vista's `Rng`; the same seed and inputs give the same tokens. Default: random. */
   readonly seed?: number;
   /** Added to the logits of the given token ids (−Infinity bans a token). */
   readonly logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
