@@ -4,6 +4,7 @@
  */
 import { VistaError } from '../errors.ts';
 import { info, logits, quantizeCmd, tokenize } from './commands/gguf-tools.ts';
+import { chat } from './commands/chat.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -11,6 +12,7 @@ Usage: vista <command> [options]
 
 Commands:
   start            what \`npm start\` runs
+  chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
   info FILE.gguf   metadata, tensor names, shapes, types and sizes
   quantize IN OUT  requantize 2-D weights: --type q8_0|q4_0
   tokenize         token ids of a text (--model LM.gguf [--special] TEXT | --file F.json)
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'start':
         return start();
+      case 'chat':
+        return await chat(rest);
       case 'info':
         return await info(rest);
       case 'quantize':

@@ -1,22 +1,14 @@
 // CLI: info / quantize / tokenize / logits on the llama-tiny fixture, and one-line errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readGGUF, tensorData } from '../../src/formats/gguf.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
+import { vista, ROOT } from '../helpers/cli.ts';
 const FIX = path.resolve(ROOT, '../shared/fixtures/llama-tiny');
 const F32 = path.join(FIX, 'tiny-f32.gguf');
-
-export function vista(args: string[], input?: string): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/run.ts'), ...args], {
-    cwd: ROOT, encoding: 'utf8', input, env: { ...process.env, VISTA_THREADS: '1' },
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
 
 test('info lists metadata and tensors', () => {
   const r = vista(['info', F32]);

@@ -82,7 +82,8 @@ describe('VLM ↔ GGUF', () => {
     });
     try {
       const seq = ctx.getSequence();
-      const out = await seq.controlledEvaluate(TOKENS.map((tok) => [tok, { generateNext: { logits: true } }] as [number, { generateNext: { logits: true } }]));
+      type Item = Parameters<typeof seq.controlledEvaluate>[0][number];
+      const out = await seq.controlledEvaluate(TOKENS.map((tok) => [tok, { generateNext: { logits: true } }] as unknown as Item));
       const V = 2048;
       let worst = 0;
       out.forEach((item, p) => {
