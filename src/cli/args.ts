@@ -4,9 +4,14 @@ import { InputError } from '../errors.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parse<O extends Options>(argv: string[], options: O, usage: string) {
+type Values<O extends Options> = {
+  [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string;
+} & { help?: boolean; verbose?: boolean };
+
+export function parse<O extends Options>(argv: string[], options: O, usage: string): { values: Values<O>; positionals: string[] } {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, verbose: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, verbose: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    return { values: r.values as Values<O>, positionals: r.positionals };
   } catch (e) {
     throw new InputError(`${(e as Error).message}\n${usage}`);
   }
