@@ -11,7 +11,8 @@
 import { InputError } from '../errors.ts';
 import { readGGUF, type GGUFFile } from '../formats/gguf.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate, type ChatMessage, type ChatContentPart } from '../tokenizer/chat-template.ts';
+import { DEFAULT_CHAT_TEMPLATE } from '../tokenizer/chat-template.ts';
+import { tokenizeConversation, type ConvMessage, type PromptFormat } from './conversation.ts';
 import { decodeImage, parseDataUrl, preprocessForModel, type RGBImage, type PreprocessOptions } from '../image/index.ts';
 import type { Llama } from '../models/llama.ts';
 import type { Llava } from '../models/llava.ts';
@@ -60,8 +61,6 @@ export interface PreparedPrompt {
   /** the rendered template text (image positions marked with <image>) */
   text: string;
 }
-
-const MARK = /\uE000([TI])(\d+)\uE001/g;
 
 export class VisionLanguageModel {
   readonly template: string;
@@ -140,73 +139,32 @@ export class VisionLanguageModel {
   async prepare(messages: readonly Message[], opts: ChatOptions = {}): Promise<PreparedPrompt> {
     validateMessages(messages);
     const images = await this.collectImages(messages, opts);
-    // replace every user text and image by a marker, render, then split on the markers
-    const texts: string[] = [];
-    let imageIndex = 0;
-    const marked: ChatMessage[] = messages.map((m) => {
-      const mark = (t: string): string => `\uE000T${texts.push(t) - 1}\uE001`;
-      let content: ChatMessage['content'];
-      if (typeof m.content === 'string') content = mark(m.content);
-      else if (Array.isArray(m.content))
-        content = m.content.map((p): ChatContentPart => p.type === 'text' ? { type: 'text', text: mark(p.text) }
-          : { type: 'text', text: `\uE000I${imageIndex++}\uE001` });
-      else content = m.content;
-      return { ...m, content } as ChatMessage;
-    });
-    const rendered = renderChatTemplate(this.template, marked, {
-      addGenerationPrompt: true, tools: opts.tools,
-      bosToken: this.tokenizer.bosId >= 0 ? this.tokenizer.tokenToPiece(this.tokenizer.bosId) : '',
-      eosToken: this.tokenizer.eosId >= 0 ? this.tokenizer.tokenToPiece(this.tokenizer.eosId) : '',
-    });
-    // a template that prints BOS itself must not get a second one
-    const bosText = this.tokenizer.bosId >= 0 ? this.tokenizer.tokenToPiece(this.tokenizer.bosId) : null;
-    const addBos = !(bosText && rendered.startsWith(bosText));
-
-    type Piece = { kind: 'text'; segs: { text: string; parseSpecial: boolean }[] } | { kind: 'image'; index: number };
-    const pieces: Piece[] = [];
-    const pushText = (text: string, parseSpecial: boolean): void => {
-      const last = pieces[pieces.length - 1];
-      if (last?.kind === 'text') last.segs.push({ text, parseSpecial });
-      else pieces.push({ kind: 'text', segs: [{ text, parseSpecial }] });
-    };
-    const wrap = this.imageWrapper();
-    let at = 0;
-    for (const m of rendered.matchAll(MARK)) {
-      pushText(rendered.slice(at, m.index), true);
-      if (m[1] === 'T') pushText(texts[Number(m[2])]!, false);
-      else {
-        pushText(wrap.before, true);
-        pieces.push({ kind: 'image', index: Number(m[2]) });
-        pushText(wrap.after, true);
-      }
-      at = m.index! + m[0].length;
-    }
-    pushText(rendered.slice(at), true);
-
+    const conv = tokenizeConversation(messages.map(toConvMessage), this.promptFormat(opts.tools), { addGenerationPrompt: true });
     const t0 = performance.now();
     const imageEmb = images.length ? this.encodeImages(images) : null; // (nImages, N, E)
     const imageEncodeMs = performance.now() - t0;
-    let first = true;
-    let promptTokens = 0;
-    const embeddings = noGrad(() => tidy(() => {
-      const parts: Tensor[] = [];
-      for (const p of pieces) {
-        if (p.kind === 'image') {
-          parts.push(sliceImage(imageEmb!, p.index));
-          promptTokens += imageEmb!.shape[1]!;
-          continue;
-        }
-        const ids = this.tokenizer.encodeSegments(p.segs, { addBos: first && addBos });
-        first = false;
-        if (!ids.length) continue;
-        promptTokens += ids.length;
-        parts.push(this.lm.embed(ids));
-      }
-      return parts.length === 1 ? parts[0]! : concat(parts, 1);
-    }));
+    const embeddings = noGrad(() => tidy(() => this.embedConversation(conv.ids, conv.imageStarts, imageEmb)));
     imageEmb?.dispose();
-    const text = rendered.replace(MARK, (_, k: string, i: string) => (k === 'T' ? texts[Number(i)]! : '<image>'));
-    return { embeddings, promptTokens, imageTokens: images.length * this.imageTokensPerImage, imageEncodeMs, text };
+    return { embeddings, promptTokens: conv.ids.length, imageTokens: images.length * this.imageTokensPerImage, imageEncodeMs, text: conv.text };
+  }
+
+  /** The prompt format (template, wrapper, image slots) of this model. */
+  promptFormat(tools?: unknown[]): PromptFormat {
+    return { tokenizer: this.tokenizer, template: this.template, wrapper: this.imageWrapper(), imageTokens: this.imageTokensPerImage, tools };
+  }
+
+  /** Token ids with IMAGE_SLOT runs → (1, T, E) embeddings with image k's embeddings at imageStarts[k]. */
+  embedConversation(ids: readonly number[], imageStarts: readonly number[], imageEmb: Tensor | null): Tensor {
+    const parts: Tensor[] = [];
+    const N = this.imageTokensPerImage;
+    let at = 0;
+    imageStarts.forEach((start, k) => {
+      if (start > at) parts.push(this.lm.embed(ids.slice(at, start)));
+      parts.push(sliceImage(imageEmb!, k));
+      at = start + N;
+    });
+    if (at < ids.length) parts.push(this.lm.embed(ids.slice(at)));
+    return parts.length === 1 ? parts[0]! : concat(parts, 1);
   }
 
   /** Images → (n, N, E) embeddings. */
@@ -238,6 +196,13 @@ export class VisionLanguageModel {
     }
     throw new Error('internal: generation ended without a done event');
   }
+}
+
+function toConvMessage(m: Message): ConvMessage {
+  return {
+    ...m,
+    content: Array.isArray(m.content) ? m.content.map((p) => (p.type === 'text' ? { type: 'text' as const, text: p.text } : { type: 'image' as const })) : m.content,
+  };
 }
 
 function sliceImage(emb: Tensor, i: number): Tensor {

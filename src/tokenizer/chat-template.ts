@@ -39,7 +39,8 @@ export const IMAGE_PLACEHOLDER = '<image>';
 /**
  * vista's default template (ChatML): `<|im_start|>{role}\n{content}<|im_end|>\n` per message, image parts
  * as `<image>`, and `<|im_start|>assistant\n` as the generation prompt. With `tools`, a system turn listing
- * them as JSON comes first.
+ * them as JSON comes first; an assistant's tool calls are written as
+ * `<tool_call>{"name": …, "arguments": {…}}</tool_call>` (the form vista's models are trained to emit).
  */
 export const DEFAULT_CHAT_TEMPLATE =
   "{%- if tools -%}" +
@@ -52,7 +53,10 @@ export const DEFAULT_CHAT_TEMPLATE =
   "{%- if part.type == 'text' -%}{{ part.text }}" +
   "{%- elif part.type == 'image' or part.type == 'image_url' -%}{{ '<image>' }}" +
   '{%- endif -%}{%- endfor -%}{%- endif -%}' +
-  "{%- if message.tool_calls -%}{{ message.tool_calls | tojson }}{%- endif -%}" +
+  "{%- if message.tool_calls -%}{%- for tc in message.tool_calls -%}{%- set f = tc.function if tc.function else tc -%}" +
+  "{{ '<tool_call>{\"name\": ' }}{{ f.name | tojson }}{{ ', \"arguments\": ' }}" +
+  "{%- if f.arguments is string -%}{{ f.arguments }}{%- else -%}{{ f.arguments | tojson }}{%- endif -%}{{ '}</tool_call>' }}" +
+  '{%- endfor -%}{%- endif -%}' +
   "{{ '<|im_end|>\\n' }}" +
   '{%- endfor -%}' +
   "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}";
