@@ -90,3 +90,8 @@ export function f32tof16(v: f32): u32 {
   const u = <i32>((<i64>units * ith) / nth);
   return min(n, u * unit);
 }
+
+/** zero n bytes at p (memory.fill: a native memset; TypedArray.fill on shared memory is slow) */
+export function zero_bytes(p: usize, n: usize): void {
+  memory.fill(p, 0, n);
+}

@@ -2,6 +2,6 @@
 // shared memory; parallel kernels take (ith, nth) last and do their share of the work.
 export * from "./gemm";
 export * from "./quant";
-export { f16_table_init } from "./common";
+export { f16_table_init, zero_bytes } from "./common";
 export * from "./nn";
 export * from "./unary";

@@ -26,6 +26,8 @@ export class WasmArena implements Allocator {
   private readonly freeLists = new Map<number, number[]>();
   private freeBytes = 0;
   liveBytes = 0;
+  /** zero-fills [off, off+n): memory.fill through the kernels once they are instantiated */
+  zero: (off: number, n: number) => void = (off, n) => new Uint8Array(this.buffer, off, n).fill(0);
 
   constructor(readonly memory: WasmMemory, base: number, private readonly maxPages = MAX_PAGES) {
     this.current = memory.buffer as unknown as SharedArrayBuffer;
@@ -57,7 +59,7 @@ export class WasmArena implements Allocator {
     const size = Math.max(ALIGN, roundUp(nbytes, ALIGN));
     const off = this.take(size);
     const buffer = this.buffer;
-    if (off < this.clean) new Uint8Array(buffer, off, Math.min(size, this.clean - off)).fill(0);
+    if (off < this.clean) this.zero(off, Math.min(size, this.clean - off));
     this.clean = Math.max(this.clean, off + size);
     this.liveBytes += size;
     return { buffer, byteOffset: off, byteLength: size };

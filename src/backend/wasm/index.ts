@@ -51,6 +51,8 @@ export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}
   const instance = new WA.Instance(module, { env: { memory } });
   (instance.exports.f16_table_init as () => void)();
   const arena = new WasmArena(memory, RESERVED, maxPages);
+  const zero = instance.exports.zero_bytes as (p: number, n: number) => void;
+  arena.zero = (off, n) => zero(off, n);
   const pool = new ThreadPool(threads, module, memory, instance.exports, KERNELS);
   const k: Kernels = { pool, arena, exports: instance.exports, stager: new Stager(arena), threads };
   const features: WasmFeatures = { simd: true, relaxedSimd: flavour === 'relaxed', threads, flavour };
