@@ -51,7 +51,7 @@ test('labels cover exactly the assistant answers and their end-of-turn tokens', 
 
 test('a turn boundary that merges tokens is an error naming the sample', () => {
   // a template that glues the assistant answer onto preceding letters, so BPE merges across the boundary
-  const glued: PromptFormat = { ...fmt, template: "{% for m in messages %}{{ m.role == 'assistant' and ' colo' or '' }}{{ m.content }}{% endfor %}" };
-  assert.throws(() => tokenizeConversation([{ role: 'user', content: 'What' }, { role: 'assistant', content: 'r is red' }], glued, { addGenerationPrompt: false, withLabels: true, sampleId: 'bad-7' }),
+  const glued: PromptFormat = { ...fmt, template: "{% for m in messages %}{{ m.role == 'assistant' and ' re' or '' }}{{ m.content }}{% endfor %}" };
+  assert.throws(() => tokenizeConversation([{ role: 'user', content: 'What' }, { role: 'assistant', content: 'd' }], glued, { addGenerationPrompt: false, withLabels: true, sampleId: 'bad-7' }),
     (e) => e instanceof InputError && /sample bad-7/.test(e.message));
 });
