@@ -13,8 +13,11 @@ export const STOP = 6;
 export const ERROR = 7; // set by a worker whose call threw
 export const CTRL_INTS = 16;
 export const MAX_ARGS = 40;
-/** spins on the control word before sleeping in Atomics.wait (dispatch latency vs burnt cycles) */
-export const SPIN = 20000;
+/**
+ * Spins on the control word before sleeping in Atomics.wait: dispatch latency vs cycles taken from
+ * other threads. Kept short: on a shared 2-core machine long spins measured slower (VISTA_SPIN overrides).
+ */
+export const SPIN = Number(process.env.VISTA_SPIN ?? 256);
 
 export interface WorkerInit {
   ith: number;

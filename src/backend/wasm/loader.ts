@@ -53,6 +53,9 @@ function setFlags(): void {
   flagsSet = true;
   try {
     v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    // compile the kernels with the optimising tier straight away: they are few, small and hot, and
+    // worker threads otherwise run baseline (Liftoff) code for a while after start-up
+    if (!process.env.VISTA_WASM_LIFTOFF) v8.setFlagsFromString('--no-liftoff');
   } catch {
     /* older/newer V8: the validate probe decides */
   }
