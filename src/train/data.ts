@@ -1,0 +1,275 @@
+/**
+ * Training data: LLaVA-format JSON → conversations → token ids with labels (once, up front) → seeded
+ * epoch order with an exact resumable position → right-padded batches with shifted targets. Images are
+ * decoded and preprocessed on demand into Float32Arrays kept in a small LRU cache.
+ *
+ * Legend: B samples per batch, T padded sequence length, S image side, N image tokens per image.
+ *
+ * A LLaVA record: `{ id, image, conversations: [{ from: 'human' | 'gpt' | 'system', value, tool_call? }], tools? }`;
+ * `<image>` in a human turn marks where the image goes (a following newline is dropped: at inference the
+ * image part and the text are separate parts). A gpt turn with `tool_call: { name, arguments }` becomes the
+ * assistant text `<tool_call>{"name": …, "arguments": {…}}</tool_call>` — exactly what the default chat
+ * template renders for a tool call, so trained and served histories agree — and its `tools` go to the
+ * template.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InputError } from '../errors.ts';
+import { IMAGE_SLOT, tokenizeConversation, type ConvMessage, type ConvPart, type PromptFormat } from '../runtime/conversation.ts';
+import { decodeImage, prepareImage, toTensor, type PreprocessOptions } from '../image/index.ts';
+import { Rng } from '../tensor/rng.ts';
+
+export interface LlavaTurn {
+  from: string;
+  value?: string | null;
+  tool_call?: { name: string; arguments: unknown };
+}
+
+export interface LlavaRecord {
+  id: string | number;
+  image?: string;
+  images?: string[];
+  conversations: LlavaTurn[];
+  tools?: unknown[];
+  task?: string;
+  [k: string]: unknown;
+}
+
+/** One conversation, ready for the template. */
+export interface Sample {
+  readonly id: string;
+  readonly messages: ConvMessage[];
+  /** absolute image paths, in the order the images appear */
+  readonly images: string[];
+  readonly tools?: unknown[];
+  /** the raw record (graders read its metadata) */
+  readonly record: LlavaRecord;
+}
+
+/** A tokenized sample: ids with IMAGE_SLOT runs, and per position whether the token is learned. */
+export interface Encoded {
+  readonly id: string;
+  readonly ids: Int32Array;
+  readonly imageStarts: readonly number[];
+  /** 1 where the token at this position is a target (its prediction from the position before is scored) */
+  readonly learn: Uint8Array;
+  readonly images: readonly string[];
+}
+
+/** JSON as Python's json.dumps (and jinja's tojson) writes it: `", "` and `": "` separators. */
+export function pyJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pyJson).join(', ')}]`;
+  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJson(x)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
+
+/** The text of a tool call as the default chat template writes it. */
+export function toolCallText(name: string, args: unknown): string {
+  return `<tool_call>{"name": ${JSON.stringify(name)}, "arguments": ${pyJson(args)}}</tool_call>`;
+}
+
+const ROLES: Record<string, string> = { human: 'user', user: 'user', gpt: 'assistant', assistant: 'assistant', system: 'system' };
+
+/** A LLaVA record → template messages. `dir` resolves relative image paths. */
+export function llavaToSample(r: LlavaRecord, dir: string): Sample {
+  const id = String(r.id);
+  if (!Array.isArray(r.conversations) || !r.conversations.length) throw new InputError(`sample ${id}: no conversations`);
+  const imgs = r.images ?? (r.image ? [r.image] : []);
+  let used = 0;
+  const messages: ConvMessage[] = r.conversations.map((t, i) => {
+    const role = ROLES[t.from];
+    if (!role) throw new InputError(`sample ${id}: turn ${i} has unknown speaker '${t.from}' (expected human, gpt or system)`);
+    let text = t.value ?? '';
+    if (t.tool_call) {
+      if (role !== 'assistant') throw new InputError(`sample ${id}: turn ${i} has a tool_call but is not a gpt turn`);
+      text += toolCallText(t.tool_call.name, t.tool_call.arguments);
+    }
+    if (role !== 'user' || !text.includes('<image>')) return { role, content: text };
+    const parts: ConvPart[] = [];
+    text.split('<image>').forEach((s, k) => {
+      if (k > 0) {
+        parts.push({ type: 'image' });
+        used++;
+        if (s.startsWith('\n')) s = s.slice(1);
+      }
+      if (s) parts.push({ type: 'text', text: s });
+    });
+    return { role, content: parts };
+  });
+  if (used === 0 && imgs.length) {
+    // LLaVA convention: an image without a marker goes before the first human text
+    const first = messages.find((m) => m.role === 'user');
+    if (!first) throw new InputError(`sample ${id}: has an image but no human turn`);
+    first.content = [...imgs.map((): ConvPart => ({ type: 'image' })), { type: 'text', text: first.content as string }];
+    used = imgs.length;
+  }
+  if (used !== imgs.length) throw new InputError(`sample ${id}: ${used} <image> markers for ${imgs.length} images`);
+  return { id, messages, images: imgs.map((p) => path.resolve(dir, p)), tools: r.tools, record: r };
+}
+
+/** Read `dir/<file>.json` (a LLaVA list). */
+export async function loadLlava(dir: string, file: string): Promise<Sample[]> {
+  const p = path.join(dir, `${file}.json`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(p, 'utf8'));
+  } catch (e) {
+    throw new InputError(`cannot read ${p}: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(raw)) throw new InputError(`${p}: expected a JSON array of LLaVA records`);
+  return (raw as LlavaRecord[]).map((r) => llavaToSample(r, dir));
+}
+
+/** Drop the images of a conversation (text-only LM pretraining). */
+export function textOnly(s: Sample): Sample {
+  const messages = s.messages.map((m) => (Array.isArray(m.content)
+    ? { ...m, content: m.content.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('') }
+    : m));
+  return { ...s, messages, images: [] };
+}
+
+/**
+ * Tokenize samples once. `all`: every token after the first is a target (language modelling); otherwise
+ * only assistant tokens (and the end-of-turn token closing them) are. A sample whose tokens do not line
+ * up with its turns, or that is longer than `maxLen`, is an InputError naming it.
+ */
+export function encodeSamples(samples: readonly Sample[], f: PromptFormat, opts: { maxLen: number; all?: boolean }): Encoded[] {
+  return samples.map((s) => {
+    const c = tokenizeConversation(s.messages, { ...f, tools: s.tools }, { addGenerationPrompt: false, withLabels: !opts.all, sampleId: s.id });
+    if (c.ids.length > opts.maxLen) throw new InputError(`sample ${s.id}: ${c.ids.length} tokens exceed the context length ${opts.maxLen}`);
+    const learn = opts.all ? c.ids.map((id, i) => (i > 0 && id !== IMAGE_SLOT ? 1 : 0)) : c.assistant;
+    if (!opts.all && !learn.some((x) => x)) throw new InputError(`sample ${s.id}: no assistant tokens to learn`);
+    return { id: s.id, ids: Int32Array.from(c.ids), imageStarts: c.imageStarts, learn: Uint8Array.from(learn), images: s.images };
+  });
+}
+
+/** Where an epoch-ordered pass over a dataset stands: exact, so a resumed run sees the same batches. */
+export interface DataPosition {
+  epoch: number;
+  cursor: number;
+}
+
+/**
+ * Seeded order over `n` items: epoch e is a Fisher–Yates shuffle from Rng(seed, stream + e), so a position
+ * (epoch, cursor) is all a checkpoint needs. Batches run on across epoch ends.
+ */
+export class EpochOrder {
+  private perm: number[] = [];
+  private permEpoch = -1;
+  pos: DataPosition = { epoch: 0, cursor: 0 };
+
+  constructor(readonly n: number, readonly seed: number, readonly stream: number) {
+    if (n <= 0) throw new InputError('empty dataset');
+  }
+
+  private order(epoch: number): number[] {
+    if (this.permEpoch !== epoch) {
+      this.perm = new Rng(this.seed, this.stream * 100003 + epoch).shuffle(Array.from({ length: this.n }, (_, i) => i));
+      this.permEpoch = epoch;
+    }
+    return this.perm;
+  }
+
+  /** The next `k` indices. */
+  next(k: number): number[] {
+    const out: number[] = [];
+    while (out.length < k) {
+      if (this.pos.cursor >= this.n) this.pos = { epoch: this.pos.epoch + 1, cursor: 0 };
+      out.push(this.order(this.pos.epoch)[this.pos.cursor++]!);
+    }
+    return out;
+  }
+}
+
+/**
+ * Decoded + preprocessed images as normalised planar Float32Arrays (3·S·S), least recently used dropped
+ * beyond `maxBytes`. Decoding is async (sharp); preprocessing is vista's own (same as inference).
+ */
+export class ImageCache {
+  private readonly map = new Map<string, Float32Array>();
+  private bytes = 0;
+  constructor(readonly pp: PreprocessOptions, readonly maxBytes: number) {}
+
+  async get(file: string): Promise<Float32Array> {
+    const hit = this.map.get(file);
+    if (hit) {
+      this.map.delete(file);
+      this.map.set(file, hit);
+      return hit;
+    }
+    const img = await decodeImage(file).catch((e: Error) => {
+      throw new InputError(`image ${file}: ${e.message}`);
+    });
+    const t = toTensor([prepareImage(img, this.pp)], this.pp);
+    const px = t.toArray();
+    t.dispose();
+    this.map.set(file, px);
+    this.bytes += px.byteLength;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.maxBytes || k === file) break;
+      this.map.delete(k);
+      this.bytes -= v.byteLength;
+    }
+    return px;
+  }
+
+  /** The images of `files` as one (n, 3, S, S) buffer. */
+  async batch(files: readonly string[]): Promise<Float32Array> {
+    const S = this.pp.imageSize;
+    const one = 3 * S * S;
+    const out = new Float32Array(files.length * one);
+    const px = await Promise.all(files.map((f) => this.get(f)));
+    px.forEach((p, i) => out.set(p, i * one));
+    return out;
+  }
+}
+
+/** A right-padded batch. Pads come after each sample, so causal attention never lets a real token see one. */
+export interface Batch {
+  readonly B: number;
+  readonly T: number;
+  /** (B·T) token ids; image slots and pads hold 0 (their embeddings are replaced or never scored) */
+  readonly ids: Int32Array;
+  /** (B·T) row of each position in concat([text embeddings (B·T), image embeddings (nImages·N)]) */
+  readonly rows: Int32Array;
+  /** positions (b·T + t) whose next token is scored, and those next tokens */
+  readonly scored: Int32Array;
+  readonly targets: Int32Array;
+  /** image files in embedding order */
+  readonly images: readonly string[];
+  /** real (non-pad) tokens */
+  readonly tokens: number;
+}
+
+/** Collate samples into a right-padded batch with next-token targets on learned positions. */
+export function collate(samples: readonly Encoded[], imageTokens: number): Batch {
+  const B = samples.length;
+  const T = Math.max(...samples.map((s) => s.ids.length));
+  const ids = new Int32Array(B * T);
+  const rows = new Int32Array(B * T);
+  const scored: number[] = [];
+  const targets: number[] = [];
+  const images: string[] = [];
+  let tokens = 0;
+  samples.forEach((s, b) => {
+    const base = b * T;
+    for (let t = 0; t < T; t++) rows[base + t] = base + t;
+    s.imageStarts.forEach((start, k) => {
+      const img = images.length;
+      images.push(s.images[k]!);
+      for (let j = 0; j < imageTokens; j++) rows[base + start + j] = B * T + img * imageTokens + j;
+    });
+    const L = s.ids.length;
+    tokens += L;
+    for (let t = 0; t < L; t++) {
+      const id = s.ids[t]!;
+      ids[base + t] = id === IMAGE_SLOT ? 0 : id;
+      // position t predicts token t+1
+      if (t + 1 < L && s.learn[t + 1]) {
+        scored.push(base + t);
+        targets.push(s.ids[t + 1]!);
+      }
+    }
+  });
+  return { B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), images, tokens };
+}

@@ -1,0 +1,417 @@
+/**
+ * Training, top to bottom: config → data → tokenizer → model → (per stage: parameters → optimizer → loop)
+ * → export. No trainer class and no callbacks; the stages differ only in what they train and which loss
+ * they compute:
+ *
+ * | stage    | trains                          | data                      | loss                                  |
+ * | -------- | ------------------------------- | ------------------------- | ------------------------------------- |
+ * | vision   | ViT (+ a throwaway text encoder) | captions: (image, caption) | CLIP InfoNCE, symmetric (./clip.ts)   |
+ * | lm       | LM (or its LoRA)                | captions + dialogues, text | next token on every token             |
+ * | align    | projector                       | captions                  | next token on the assistant's caption |
+ * | instruct | projector + LM (or LM LoRA)     | dialogues                 | next token on assistant tokens        |
+ *
+ * Every step runs inside `tidy`; the same seed gives the same losses, and a run resumed from a checkpoint
+ * continues bit-identically (model, optimiser buffers and the data position are all in the checkpoint;
+ * shuffles are a pure function of (seed, stage, epoch)).
+ *
+ * Legend: B batch, T padded tokens, D LM width, V vocabulary.
+ */
+import path from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { ConfigError } from '../errors.ts';
+import { initBackend } from '../backend/index.ts';
+import { Llava } from '../models/llava.ts';
+import { VisionLanguageModel } from '../runtime/vlm.ts';
+import { loadVlmGGUF, llamaToGGUF, mmprojToGGUF } from '../runtime/gguf-vlm.ts';
+import { readGGUF, writeGGUF, type GGUFValue } from '../formats/gguf.ts';
+import { readFileChecked } from '../platform/fs.ts';
+import { Tokenizer, trainBPE, DEFAULT_SPECIAL_TOKENS } from '../tokenizer/index.ts';
+import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate, type ChatMessage } from '../tokenizer/chat-template.ts';
+import { Tensor, noGrad, withoutInit } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/storage.ts';
+import { backward } from '../tensor/autograd.ts';
+import { dequantize } from '../tensor/quant.ts';
+import { AdamW, clipGradNorm } from '../tensor/optim.ts';
+import { warmupCosine } from '../tensor/schedule.ts';
+import { concat, gather } from '../tensor/ops/shape.ts';
+import { reshape } from '../tensor/ops/view.ts';
+import { crossEntropy } from '../tensor/ops/nn.ts';
+import { scale } from '../tensor/ops/elementwise.ts';
+import { stageData, stageGroups, vlmConfigOf, type DataFile, type StageConfig, type TrainConfig } from './config.ts';
+import {
+  EpochOrder, ImageCache, collate, encodeSamples, loadLlava, textOnly, type Batch, type Encoded, type Sample,
+} from './data.ts';
+import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
+import { addLora, mergeLora } from './lora.ts';
+import {
+  CHECKPOINT_FILE, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
+} from './checkpoint.ts';
+import { evaluateSamples, type TaskScores } from './evaluate.ts';
+import { Progress } from './progress.ts';
+import { writeLossCurve } from './plot.ts';
+
+/** vista's own vocabularies: the defaults plus llama.cpp's idefics3 image wrapper tokens. */
+export const VISTA_SPECIAL_TOKENS = [...DEFAULT_SPECIAL_TOKENS, '<fake_token_around_image>', '<global-img>'];
+
+export interface TrainOptions {
+  /** continue from checkpoint.dir/checkpoint.safetensors */
+  resume?: boolean;
+  /** stop (with a checkpoint) once this many steps are done in total */
+  maxSteps?: number;
+  /** print progress to stderr (default true) */
+  progress?: boolean;
+  /** checkpoint writer (tests simulate crashes with it) */
+  write?: (file: string, bytes: Uint8Array) => Promise<void>;
+}
+
+export interface TrainResult {
+  state: TrainState;
+  vlm: Llava;
+  tokenizer: Tokenizer;
+  /** files written at the end (null when stopped early by maxSteps) */
+  outputs: { model: string; mmproj: string; summary: string; curve: string } | null;
+}
+
+/** One LM batch ready for the forward pass. */
+interface LmBatch {
+  batch: Batch;
+  px: Float32Array | null;
+}
+
+/** Run (or resume) the training described by `config`. */
+export async function train(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  initBackend();
+  const t0 = performance.now();
+  const write = opts.write;
+  const key = configKey(config);
+
+  // ---- resume point --------------------------------------------------------------------------
+  const ckpt = opts.resume ? await readCheckpoint(path.join(config.checkpoint.dir, CHECKPOINT_FILE)) : null;
+  if (ckpt && ckpt.state.configKey !== key)
+    throw new ConfigError(`checkpoint in ${config.checkpoint.dir} was made with a different config (seed, model, tokenizer, data or stages changed); ` +
+      'start a fresh run or restore the config');
+
+  // ---- data ----------------------------------------------------------------------------------
+  const needed = new Set(config.stages.flatMap((s) => stageData(s)));
+  const trainFiles = new Map<DataFile, Sample[]>();
+  for (const f of needed) trainFiles.set(f, await loadLlava(config.data.train, f));
+  const valFiles = new Map<DataFile, Sample[]>();
+  if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
+
+  // ---- tokenizer -----------------------------------------------------------------------------
+  const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
+  const tokenizer = Tokenizer.fromGGUFMetadata(tokMeta);
+
+  // ---- model ---------------------------------------------------------------------------------
+  const vlm = await buildModel(config, tokenizer.vocabSize);
+  if (vlm.config.lm.vocab_size < tokenizer.vocabSize)
+    throw new ConfigError(`model.lm.vocab_size ${vlm.config.lm.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
+  const runtime = new VisionLanguageModel(vlm.lm, vlm, tokenizer, (tokMeta['tokenizer.chat_template'] as string | undefined) ?? DEFAULT_CHAT_TEMPLATE);
+  const fmt = runtime.promptFormat();
+  const pp = runtime.preprocess!;
+  checkImagePolicy(config, pp.policy, pp.algo);
+  const images = new ImageCache(pp, config.image.cacheMB * 2 ** 20);
+  const N = vlm.imageTokens;
+  const maxLen = vlm.config.lm.context_length;
+
+  // tokenize once per (kind, files) — stages that share data share the encoding
+  const encoded = new Map<string, { train: Encoded[]; val: Encoded[] }>();
+  const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[] } => {
+    const files = stageData(st);
+    const all = st.name === 'lm';
+    const k = `${all}:${files.join('+')}`;
+    if (!encoded.has(k)) {
+      const pick = (m: Map<DataFile, Sample[]>) => files.flatMap((f) => m.get(f) ?? []).map((s) => (all ? textOnly(s) : s));
+      encoded.set(k, { train: encodeSamples(pick(trainFiles), fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }) });
+    }
+    return encoded.get(k)!;
+  };
+
+  // ---- stages --------------------------------------------------------------------------------
+  const total = config.stages.reduce((s, st) => s + st.steps, 0);
+  const progress = new Progress({ total, every: config.logEvery, enabled: opts.progress ?? true });
+  const state: TrainState = ckpt?.state ?? {
+    stage: 0, stageStep: 0, step: 0, pos: { epoch: 0, cursor: 0 }, history: [], evals: [], tokenizer: tokMeta, configKey: key,
+    seconds: 0, samples: 0, tokens: 0,
+  };
+  const secondsBefore = state.seconds;
+  const runStart = performance.now();
+  let loaded: LoadedCheckpoint | null = ckpt;
+  if (ckpt && ckpt.state.stage >= config.stages.length) ckpt.loadModel(vlm.namedParameters());
+
+  for (let si = state.stage; si < config.stages.length; si++) {
+    const st = config.stages[si]!;
+    // what this stage trains: everything else frozen
+    vlm.setTrainable(false);
+    const groups = stageGroups(st);
+    if (groups.includes('vision')) vlm.v.setTrainable(true);
+    if (groups.includes('projector')) vlm.mm.setTrainable(true);
+    if (groups.includes('lm')) vlm.lm.setTrainable(true);
+    if (st.lora) addLora(vlm.lm, st.lora.rank, st.lora.alpha, config.seed + 1000 * (si + 1));
+    const head = st.name === 'vision' ? new ClipHead(tokenizer.vocabSize, vlm.config.vision.embedding_length, st.clipDim, config.seed + si) : null;
+
+    // optimizer: per group (vision / projector / lm / lora), matrices decay, norms and biases do not
+    const named: [string, Tensor, string][] = [];
+    for (const [n, t] of vlm.namedParameters()) {
+      if (!t.requiresGrad) continue;
+      const g = n.includes('.lora_') ? 'lora' : n.startsWith('v.') ? 'vision' : n.startsWith('mm.') ? 'projector' : 'lm';
+      named.push([n, t, g]);
+    }
+    if (head) for (const [n, t] of head.namedParameters('clip')) named.push([n, t, 'vision']);
+    const specs: { params: Tensor[]; group: 'vision' | 'projector' | 'lm' | 'lora'; weightDecay: number }[] = [];
+    for (const g of groups)
+      for (const decay of [true, false]) {
+        const params = named.filter(([, t, gg]) => gg === g && (t.ndim >= 2) === decay).map(([, t]) => t);
+        if (params.length) specs.push({ params, group: g, weightDecay: decay ? st.weightDecay : 0 });
+      }
+    const opt = new AdamW(specs.map((s) => ({ params: s.params, weightDecay: s.weightDecay })), { betas: [0.9, 0.95], eps: 1e-8 });
+    const scheds = specs.map((s) => warmupCosine({ baseLr: st.lr[s.group]!, warmupSteps: st.warmup, totalSteps: st.steps, minLr: st.minLr }));
+    const params = specs.flatMap((s) => s.params);
+
+    // data of this stage, in a seeded order
+    const data = st.name === 'vision' ? null : encode(st);
+    const pairs = st.name === 'vision' ? captionPairs(trainFiles.get('captions')!, tokenizer) : null;
+    const valPairs = st.name === 'vision' ? captionPairs(valFiles.get('captions') ?? [], tokenizer) : null;
+    const order = new EpochOrder(pairs ? pairs.length : data!.train.length, config.seed, si);
+
+    if (loaded && loaded.state.stage === si) {
+      // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position
+      loaded.loadModel(vlm.namedParameters());
+      if (head) loaded.loadClip(head.namedParameters('clip'));
+      opt.loadState({ step: loaded.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: loaded.optTensors() });
+      order.pos = { ...loaded.state.pos };
+      loaded = null;
+    } else {
+      state.stage = si;
+      state.stageStep = 0;
+    }
+
+    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N);
+    const nextLm = async (ids: number[]): Promise<LmBatch> => {
+      const batch = collate(ids.map((i) => data!.train[i]!), N);
+      return { batch, px: batch.images.length ? await images.batch(batch.images) : null };
+    };
+
+    // validation loss of this stage's objective on the first eval.samples val items (+ graded answers for instruct)
+    const evaluate = async (s: StageConfig, step: number): Promise<EvalEntry> => {
+      let sum = 0;
+      let n = 0;
+      if (valPairs) {
+        for (let i = 0; i + 1 < valPairs.length; i += s.batchSize) {
+          const chunk = valPairs.slice(i, i + s.batchSize);
+          if (chunk.length < 2) break;
+          const px = await images.batch(chunk.map((p) => p.image));
+          const bow = bagOfWords(chunk.map((p) => p.caption), tokenizer.vocabSize);
+          sum += noGrad(() => tidy(() => clipLoss(vlm.v, head!, Tensor.from(px, [chunk.length, 3, pp.imageSize, pp.imageSize]), bow).item())) * chunk.length;
+          n += chunk.length;
+        }
+      } else {
+        const val = data!.val;
+        for (let i = 0; i < val.length; i += s.batchSize) {
+          const batch = collate(val.slice(i, i + s.batchSize), N);
+          const px = batch.images.length ? await images.batch(batch.images) : null;
+          sum += noGrad(() => tidy(() => lmLoss(vlm, batch, px, N).item())) * batch.scored.length;
+          n += batch.scored.length;
+        }
+      }
+      const entry: EvalEntry = { step, stage: s.name, valLoss: n ? sum / n : NaN };
+      if (s.name === 'instruct' && config.eval.generate > 0) {
+        const samples = (valFiles.get('instruct') ?? []).slice(0, config.eval.generate);
+        entry.scores = flatScores(await evaluateSamples(runtime, samples));
+      }
+      return entry;
+    };
+
+    while (state.stageStep < st.steps) {
+      if (opts.maxSteps !== undefined && state.step >= opts.maxSteps) {
+        state.pos = { ...order.pos };
+        await save(config, vlm, head, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+        progress.stop();
+        return { state, vlm, tokenizer, outputs: null };
+      }
+      // ---- one optimizer step: gradAccum micro-batches --------------------------------------
+      const stepStart = performance.now();
+      let lossSum = 0;
+      let tokens = 0;
+      for (let micro = 0; micro < st.gradAccum; micro++) {
+        const ids = order.next(st.batchSize);
+        if (pairs) {
+          const px = await images.batch(ids.map((i) => pairs[i]!.image));
+          const bow = bagOfWords(ids.map((i) => pairs[i]!.caption), tokenizer.vocabSize);
+          lossSum += tidy(() => {
+            const l = clipLoss(vlm.v, head!, Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]), bow);
+            backward(scale(l, 1 / st.gradAccum));
+            return l.item();
+          });
+          tokens += ids.length * (pp.imageSize / vlm.config.vision.patch_size) ** 2;
+        } else {
+          const b = await nextLm(ids);
+          lossSum += tidy(() => {
+            const l = loss(b);
+            backward(scale(l, 1 / st.gradAccum));
+            return l.item();
+          });
+          tokens += b.batch.tokens;
+        }
+      }
+      if (st.clip > 0) clipGradNorm(params, st.clip);
+      const k = state.stageStep + 1;
+      opt.groups.forEach((g, i) => (g.lr = scheds[i]!(k)));
+      opt.step();
+      opt.zeroGrad();
+      head?.clampScale();
+
+      state.stageStep = k;
+      state.step++;
+      state.samples += st.batchSize * st.gradAccum;
+      state.tokens += tokens;
+      const stepLoss = lossSum / st.gradAccum;
+      state.history.push({ step: state.step, stage: st.name, loss: stepLoss, lr: opt.groups[0]!.lr });
+      progress.update(state.step, st.name, stepLoss, tokens / ((performance.now() - stepStart) / 1000));
+
+      if (config.eval.every > 0 && state.step % config.eval.every === 0 && state.stageStep < st.steps)
+        state.evals.push(await evaluate(st, state.step));
+      if (config.checkpoint.every > 0 && state.step % config.checkpoint.every === 0) {
+        state.pos = { ...order.pos };
+        await save(config, vlm, head, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+      }
+    }
+    // ---- end of stage ---------------------------------------------------------------------------
+    if (config.data.val && config.eval.samples > 0) {
+      const e = await evaluate(st, state.step);
+      state.evals.push(e);
+      progress.log(`[${st.name}] done at step ${state.step}: val loss ${e.valLoss.toFixed(4)}${e.scores ? ` ${JSON.stringify(e.scores)}` : ''}`);
+    }
+    if (st.lora) mergeLora(vlm.lm);
+    state.pos = { epoch: 0, cursor: 0 };
+    state.stage = si + 1;
+    state.stageStep = 0;
+
+  }
+
+  // ---- export --------------------------------------------------------------------------------
+  progress.stop();
+  const seconds = secondsBefore + (performance.now() - runStart) / 1000;
+  await save(config, vlm, null, null, state, seconds, write);
+  const outputs = await exportModel(config, vlm, tokMeta, state, seconds, (performance.now() - t0) / 1000);
+  return { state, vlm, tokenizer, outputs };
+}
+
+/**
+ * Mean next-token loss of a right-padded batch. Text embeddings (B·T, D) and image embeddings
+ * (images·N, D) are stacked and one gather puts every image embedding at its slot; only scored
+ * positions reach the output projection.
+ */
+export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number): Tensor {
+  const D = vlm.config.lm.embedding_length;
+  let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
+  if (px) {
+    const S = vlm.config.vision.image_size;
+    const img = vlm.encodeImages(Tensor.from(px, [b.images.length, 3, S, S])); // (images, N, D)
+    x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
+  }
+  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D])); // (B, T, D)
+  const logits = vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
+  return crossEntropy(logits, b.targets);
+}
+
+/** (image, caption token ids) pairs of caption samples: the caption is the first assistant answer. */
+function captionPairs(samples: readonly Sample[], tok: Tokenizer): { image: string; caption: number[] }[] {
+  return samples.filter((s) => s.images.length).map((s) => {
+    const a = s.messages.find((m) => m.role === 'assistant');
+    const text = typeof a?.content === 'string' ? a.content : '';
+    return { image: s.images[0]!, caption: tok.encode(text, { addBos: false, parseSpecial: false }) };
+  });
+}
+
+/** The tokenizer's GGUF metadata: trained on the rendered training conversations, or taken from a GGUF. */
+async function tokenizerMetadata(config: TrainConfig, samples: readonly Sample[]): Promise<Record<string, GGUFValue>> {
+  const t = config.tokenizer;
+  if (t && 'train' in t) {
+    const texts = samples.map((s) => renderChatTemplate(DEFAULT_CHAT_TEMPLATE, s.messages as ChatMessage[], { tools: s.tools }));
+    return trainBPE(texts, { vocabSize: t.train.vocabSize, pre: 'smollm', specialTokens: VISTA_SPECIAL_TOKENS }) as Record<string, GGUFValue>;
+  }
+  const file = t && 'gguf' in t ? t.gguf : config.init && 'model' in config.init ? config.init.model : null;
+  if (!file) {
+    if (config.init && 'checkpoint' in config.init) return (await readCheckpoint(config.init.checkpoint)).state.tokenizer as Record<string, GGUFValue>;
+    throw new ConfigError('training config: tokenizer: no source');
+  }
+  const f = readGGUF(await readFileChecked(file));
+  return Object.fromEntries(Object.entries(f.metadata).filter(([k]) => k.startsWith('tokenizer.')));
+}
+
+/** A fresh model from the config, or one started from a GGUF pair / a finished checkpoint (all f32, trainable). */
+async function buildModel(config: TrainConfig, vocab: number): Promise<Llava> {
+  const init = config.init;
+  if (init && 'model' in init) {
+    const vlm = loadVlmGGUF(readGGUF(await readFileChecked(init.model)), readGGUF(await readFileChecked(init.mmproj)));
+    const f32 = new Map<string, Tensor>();
+    for (const [n, t] of vlm.namedParameters()) f32.set(n, t.dtype === 'f32' ? t : dequantize(t));
+    const fresh = withoutInit(() => new Llava(vlm.config));
+    fresh.loadParameters(f32);
+    return fresh;
+  }
+  const vlm = new Llava(vlmConfigOf(config, vocab), config.seed);
+  if (init && 'checkpoint' in init) (await readCheckpoint(init.checkpoint)).loadModel(vlm.namedParameters());
+  return vlm;
+}
+
+function checkImagePolicy(c: TrainConfig, policy: string, algo: string): void {
+  if (c.image.policy && c.image.policy !== policy)
+    throw new ConfigError(`training config: image.policy: '${c.image.policy}' differs from the '${policy}' the runtime uses for this projector type; trained and served images must be prepared alike`);
+  if (c.image.algo && c.image.algo !== algo)
+    throw new ConfigError(`training config: image.algo: '${c.image.algo}' differs from the '${algo}' the runtime uses for this projector type`);
+}
+
+/** The fields a resumed run must share with the checkpoint. */
+function configKey(c: TrainConfig): string {
+  return JSON.stringify({ seed: c.seed, model: c.model, init: c.init, tokenizer: c.tokenizer, data: c.data.train, stages: c.stages });
+}
+
+async function save(config: TrainConfig, vlm: Llava, head: ClipHead | null, opt: AdamW | null, state: TrainState, seconds: number,
+  write?: (file: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
+  state.seconds = seconds;
+  const o = opt ? opt.state() : { step: 0, tensors: {} };
+  await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), clip: head ? head.namedParameters('clip') : null, opt: o }, state, write);
+}
+
+function flatScores(s: TaskScores): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [task, v] of Object.entries(s)) for (const [m, x] of Object.entries(v.metrics)) out[`${task}.${m}`] = x;
+  return out;
+}
+
+/** Write the LM + mmproj GGUFs, the loss curve and a JSON summary to output.dir. */
+async function exportModel(config: TrainConfig, vlm: Llava, tokMeta: Record<string, unknown>, state: TrainState, seconds: number,
+  wall: number): Promise<NonNullable<TrainResult['outputs']>> {
+  const o = config.output;
+  await mkdir(o.dir, { recursive: true });
+  const files = {
+    model: path.join(o.dir, `${o.name}.gguf`),
+    mmproj: path.join(o.dir, `mmproj-${o.name}.gguf`),
+    curve: path.join(o.dir, `${o.name}.loss.png`),
+    summary: path.join(o.dir, `${o.name}.summary.json`),
+  };
+  const meta = { 'tokenizer.chat_template': DEFAULT_CHAT_TEMPLATE, ...tokMeta } as Record<string, GGUFValue>;
+  await writeFile(files.model, writeGGUF(llamaToGGUF(vlm.lm, meta, { type: o.type, name: o.name })));
+  await writeFile(files.mmproj, writeGGUF(mmprojToGGUF(vlm, { type: o.type, name: o.name })));
+  await writeLossCurve(files.curve, state.history, state.evals, `${o.name}: training loss`);
+  const finals: Record<string, number> = {};
+  for (const h of state.history) finals[h.stage] = h.loss;
+  const summary = {
+    name: o.name, type: o.type, steps: state.step, trainSeconds: +seconds.toFixed(2), wallSecondsThisRun: +wall.toFixed(2),
+    samplesPerSecond: +(state.samples / Math.max(seconds, 1e-9)).toFixed(3),
+    tokensPerSecond: +(state.tokens / Math.max(seconds, 1e-9)).toFixed(1),
+    finalTrainLoss: finals, lastEvals: lastPerStage(state.evals), params: vlm.numParams(),
+  };
+  await writeFile(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+  return files;
+}
+
+function lastPerStage(evals: readonly EvalEntry[]): Record<string, EvalEntry> {
+  const out: Record<string, EvalEntry> = {};
+  for (const e of evals) out[e.stage] = e;
+  return out;
+}
+
+export type { HistoryEntry, EvalEntry };
