@@ -128,6 +128,11 @@ export interface ToTensorOptions {
    * `f32`: always dequantize to f32.
    */
   keep?: 'native' | 'f32';
+  /**
+   * Reads a tensor's bytes into `dst` (exactly `info.byteSize` bytes) when `file.bytes` holds only the
+   * header: native tensors are then read straight into their storage, so weights are never held twice.
+   */
+  read?: (info: GGUFTensorInfo, dst: Uint8Array) => void;
 }
 
 /**
@@ -140,8 +145,18 @@ export interface ToTensorOptions {
  *   const w = ggufTensorToTensor(f, findTensor(f, 'blk.0.attn_q.weight')!);   // q8_0 [n_embd, n_embd]
  */
 export function ggufTensorToTensor(file: GGUFFile, info: GGUFTensorInfo, opts: ToTensorOptions = {}): Tensor {
-  const bytes = tensorData(file, info);
   const native = ggmlToDType(info.type);
+  if (opts.read && native && (opts.keep ?? 'native') === 'native') {
+    const t = Tensor.empty(info.shape, native);
+    opts.read(info, t.storage.bytes.subarray(0, info.byteSize));
+    t.name = info.name;
+    return t;
+  }
+  let bytes: Uint8Array;
+  if (opts.read) {
+    bytes = new Uint8Array(info.byteSize);
+    opts.read(info, bytes);
+  } else bytes = tensorData(file, info);
   const named = (t: Tensor): Tensor => {
     t.name = info.name;
     return t;

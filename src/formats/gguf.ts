@@ -127,8 +127,10 @@ function readTensorInfo(c: Cursor, index: number, names: Set<string>): GGUFTenso
  * Throws `ModelFormatError` for anything malformed: bad magic, versions other than 2/3, big-endian files,
  * truncation, oversize lengths, more than 4 dims, unknown tensor types, rows that are not whole blocks,
  * unaligned, overlapping or out-of-bounds tensor data, duplicate keys or tensor names.
+ * With `fileSize`, `bytes` may be just a prefix holding the header (metadata and tensor table): tensor data
+ * is then checked against the file size and read by the caller (see platform/gguf-file.ts).
  */
-export function readGGUF(bytes: Uint8Array): GGUFFile {
+export function readGGUF(bytes: Uint8Array, opts: { fileSize?: number } = {}): GGUFFile {
   const c = new Cursor(bytes, 'GGUF');
   c.need(4, 'magic "GGUF"');
   if (c.view.getUint32(0, true) !== GGUF_MAGIC) {
@@ -168,7 +170,7 @@ export function readGGUF(bytes: Uint8Array): GGUFFile {
   for (let i = 0; i < nTensors; i++) infos.push(readTensorInfo(c, i, names));
   file.dataOffset = alignUp(c.pos, file.alignment);
 
-  const blob = bytes.byteLength - file.dataOffset;
+  const blob = (opts.fileSize ?? bytes.byteLength) - file.dataOffset;
   for (const t of infos) {
     if (t.offset % file.alignment !== 0)
       c.fail(`tensor "${t.name}" data offset ${t.offset} is not a multiple of the alignment ${file.alignment}`, t.at);

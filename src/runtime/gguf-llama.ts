@@ -6,7 +6,7 @@ import { ModelFormatError } from '../errors.ts';
 import {
   getNumber, getString, getU32, hasKey, findTensor, type GGUFFile,
 } from '../formats/gguf.ts';
-import { ggufTensorToTensor } from '../formats/dequant.ts';
+import { ggufTensorToTensor, type ToTensorOptions } from '../formats/dequant.ts';
 import { Llama, type LlamaConfig } from '../models/llama.ts';
 import { withoutInit, type Tensor } from '../tensor/tensor.ts';
 
@@ -42,13 +42,13 @@ export function llamaConfigFromGGUF(f: GGUFFile): LlamaConfig {
  * Build a `Llama` from an LM file. Weights keep their storage type (F32/F16/BF16/Q8_0/Q4_0; other GGUF
  * types are dequantized). Throws ModelFormatError listing every missing, unexpected or mis-shaped tensor.
  */
-export function loadLlamaGGUF(f: GGUFFile): Llama {
+export function loadLlamaGGUF(f: GGUFFile, read?: ToTensorOptions['read']): Llama {
   const config = llamaConfigFromGGUF(f);
   const model = withoutInit(() => new Llama(config));
   const tensors = new Map<string, Tensor>();
   for (const info of f.tensors) {
     if (info.name === 'rope_freqs.weight') throw new ModelFormatError('rope_freqs.weight (llama-3 RoPE scaling) is not supported yet');
-    tensors.set(info.name, ggufTensorToTensor(f, info));
+    tensors.set(info.name, ggufTensorToTensor(f, info, { read }));
   }
   model.loadParameters(tensors);
   return model;

@@ -17,7 +17,7 @@ import {
   type GGUFFile, type GGUFTypeInfo, type GGUFValue, type GGUFWriteInput, type GGUFWriteTensor,
 } from '../formats/gguf.ts';
 import { dtypeToGGML } from '../formats/ggml-types.ts';
-import { ggufTensorToTensor } from '../formats/dequant.ts';
+import { ggufTensorToTensor, type ToTensorOptions } from '../formats/dequant.ts';
 import type { Llama } from '../models/llama.ts';
 import { Llava, type VlmConfig } from '../models/llava.ts';
 import type { VisionActivation, VisionConfig } from '../models/vit.ts';
@@ -199,9 +199,9 @@ function visionConfigFromGGUF(f: GGUFFile): { vision: VisionConfig; projector: O
 }
 
 /** Tensors of a GGUF file by name, with the legacy swapped-FFN names of old LLaVA converters repaired. */
-function tensorsOf(f: GGUFFile, E?: number): Map<string, Tensor> {
+function tensorsOf(f: GGUFFile, E?: number, read?: ToTensorOptions['read']): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const info of f.tensors) out.set(info.name, ggufTensorToTensor(f, info));
+  for (const info of f.tensors) out.set(info.name, ggufTensorToTensor(f, info, { read }));
   if (E !== undefined)
     for (const [name, t] of [...out]) {
       const m = /^v\.blk\.(\d+)\.ffn_down\.weight$/.exec(name);
@@ -222,15 +222,15 @@ function tensorsOf(f: GGUFFile, E?: number): Map<string, Tensor> {
 }
 
 /** Build a VLM from an LM file and its mmproj file; checks that the projector output fits the LM. */
-export function loadVlmGGUF(lmFile: GGUFFile, mmprojFile: GGUFFile): Llava {
+export function loadVlmGGUF(lmFile: GGUFFile, mmprojFile: GGUFFile, read?: { lm?: ToTensorOptions['read']; mmproj?: ToTensorOptions['read'] }): Llava {
   const lm = llamaConfigFromGGUF(lmFile);
   const { vision, projector } = visionConfigFromGGUF(mmprojFile);
   if (projector.output_dim !== lm.embedding_length)
     throw new ModelFormatError(`mmproj output width ${projector.output_dim} ≠ LM width ${lm.embedding_length}: wrong mmproj for this model?`);
   const config: VlmConfig = { vision, projector, lm };
   const vlm = withoutInit(() => new Llava(config));
-  vlm.lm.loadParameters(tensorsOf(lmFile));
-  const vt = tensorsOf(mmprojFile, vision.embedding_length);
+  vlm.lm.loadParameters(tensorsOf(lmFile, undefined, read?.lm));
+  const vt = tensorsOf(mmprojFile, vision.embedding_length, read?.mmproj);
   vlm.v.loadParameters(vt, { prefix: 'v' });
   vlm.mm.loadParameters(vt, { prefix: 'mm' });
   const unexpected = [...vt.keys()].filter((n) => !n.startsWith('v.') && !n.startsWith('mm.'));

@@ -22,7 +22,7 @@ import { concat } from '../tensor/ops/shape.ts';
 import { llamaConfigFromGGUF, loadLlamaGGUF } from './gguf-llama.ts';
 import { loadVlmGGUF } from './gguf-vlm.ts';
 import { generate, type GenerateOptions, type GenerationEvent } from './generate.ts';
-import { readFileChecked } from '../platform/fs.ts';
+import { openGGUF, type GGUFHandle } from '../platform/gguf-file.ts';
 import { initBackend } from '../backend/index.ts';
 
 /** An image given to the library: a file path, raw bytes, a `data:` URL, or already decoded pixels. */
@@ -80,15 +80,23 @@ export class VisionLanguageModel {
    */
   static async load(opts: { model: string | Uint8Array; mmproj?: string | Uint8Array | null }): Promise<VisionLanguageModel> {
     initBackend();
-    const read = async (x: string | Uint8Array): Promise<GGUFFile> => readGGUF(typeof x === 'string' ? await readFileChecked(x) : x);
-    const lmFile = await read(opts.model);
-    llamaConfigFromGGUF(lmFile); // says so clearly when an mmproj file was passed as the LM
-    const tokenizer = Tokenizer.fromGGUFMetadata(lmFile.metadata);
-    if (opts.mmproj) {
-      const vlm = loadVlmGGUF(lmFile, await read(opts.mmproj));
-      return new VisionLanguageModel(vlm.lm, vlm, tokenizer);
+    // paths are read tensor by tensor straight into the weights' storage; bytes are parsed in place
+    const open = (x: string | Uint8Array): GGUFHandle | { file: GGUFFile; read: undefined; close(): void } =>
+      typeof x === 'string' ? openGGUF(x) : { file: readGGUF(x), read: undefined, close() {} };
+    const lm = open(opts.model);
+    const mm = opts.mmproj ? open(opts.mmproj) : null;
+    try {
+      llamaConfigFromGGUF(lm.file); // says so clearly when an mmproj file was passed as the LM
+      const tokenizer = Tokenizer.fromGGUFMetadata(lm.file.metadata);
+      if (mm) {
+        const vlm = loadVlmGGUF(lm.file, mm.file, { lm: lm.read?.bind(lm), mmproj: mm.read?.bind(mm) });
+        return new VisionLanguageModel(vlm.lm, vlm, tokenizer);
+      }
+      return new VisionLanguageModel(loadLlamaGGUF(lm.file, lm.read?.bind(lm)), null, tokenizer);
+    } finally {
+      lm.close();
+      mm?.close();
     }
-    return new VisionLanguageModel(loadLlamaGGUF(lmFile), null, tokenizer);
   }
 
   /** Image tokens one image occupies in the prompt (embeddings only, without wrapper tokens). */

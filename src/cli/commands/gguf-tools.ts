@@ -10,6 +10,7 @@ import { loadLlamaGGUF } from '../../runtime/gguf-llama.ts';
 import { noGrad, slice } from '../../tensor/index.ts';
 import { initBackend } from '../../backend/index.ts';
 import { writeFileAtomic, readFileChecked } from '../../platform/fs.ts';
+import { openGGUF } from '../../platform/gguf-file.ts';
 import { intList, parse, requireFlag } from '../args.ts';
 
 async function readGGUFFile(path: string): Promise<GGUFFile> {
@@ -33,7 +34,9 @@ export async function info(argv: string[]): Promise<number> {
   if (values.help) return void console.log(usage), 0;
   const file = positionals[0];
   if (!file) throw new InputError(`missing FILE\n${usage}`);
-  const f = await readGGUFFile(file);
+  const h = openGGUF(file);
+  h.close();
+  const f = h.file;
   if (values.json) {
     console.log(JSON.stringify({
       version: f.version, alignment: f.alignment,
@@ -113,10 +116,15 @@ export async function logits(argv: string[]): Promise<number> {
   const usage = 'Usage: vista logits --model LM.gguf --tokens 1,2,3 [--top N | --last]';
   const { values } = parse(argv, { model: { type: 'string' }, tokens: { type: 'string' }, top: { type: 'string' }, last: { type: 'boolean' } }, usage);
   if (values.help) return void console.log(usage), 0;
-  const f = await readGGUFFile(requireFlag(values.model, 'model', usage));
+  const h = openGGUF(requireFlag(values.model, 'model', usage));
   const ids = intList(requireFlag(values.tokens, 'tokens', usage), '--tokens');
   initBackend();
-  const model = loadLlamaGGUF(f);
+  let model;
+  try {
+    model = loadLlamaGGUF(h.file, h.read.bind(h));
+  } finally {
+    h.close();
+  }
   const V = model.config.vocab_size;
   const bad = ids.find((i) => i >= V);
   if (bad !== undefined) throw new InputError(`token ${bad} is outside the vocabulary (size ${V})`);
