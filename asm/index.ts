@@ -5,3 +5,4 @@ export * from "./quant";
 export { f16_table_init, zero_bytes } from "./common";
 export * from "./nn";
 export * from "./unary";
+export * from "./layout";

@@ -190,3 +190,50 @@ for (const threads of [1, 2]) {
     });
   });
 }
+
+describe('wasm layout kernels, RoPE, cross-entropy (bit-exact with the reference)', () => {
+  for (const threads of [1, 2]) {
+    const be = createWasmBackend(threads);
+    backends.push(be);
+    test(`copyStrided and reduce (${threads} threads)`, () => {
+      const x = inArena(be, heapRandom(4 * 5 * 6 * 7 + 3, 11));
+      for (const [shape, strides] of [[[4, 5, 6, 7], [210, 42, 7, 1]], [[4, 7, 5, 6], [210, 1, 42, 7]], [[7, 6, 5, 4], [1, 7, 42, 210]], [[840], [1]], [[6, 35], [1, 6]]] as const) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const want = new Float32Array(n + 2), got = inArena(be, new Float32Array(n + 2));
+        refBackend.copyStrided(shape, x, 3, strides, want, 2);
+        be.copyStrided(shape, x, 3, strides, got, 2);
+        assert.deepEqual(got, want, `copyStrided [${shape}] [${strides}]`);
+      }
+      for (const [outer, dim, inner] of [[1, 4097, 1], [7, 33, 1], [3, 7, 33], [1, 1536, 256], [5, 1, 9]] as const)
+        for (const op of ['sum', 'max'] as const) {
+          const src = heapRandom(outer * dim * inner + 1, dim);
+          const want = new Float32Array(outer * inner), got = inArena(be, new Float32Array(outer * inner));
+          refBackend.reduce(op, outer, dim, inner, src, 1, want);
+          be.reduce(op, outer, dim, inner, inArena(be, src), 1, got);
+          assert.deepEqual(got, want, `reduce ${op} ${outer}×${dim}×${inner}`);
+        }
+    });
+    test(`rope and crossEntropy (${threads} threads)`, () => {
+      for (const mode of ['norm', 'neox'] as const)
+        for (const inverse of [false, true])
+          for (const withPos of [false, true]) {
+            const [B, T, H, D, nRot] = [2, 7, 3, 16, 12];
+            const x = heapRandom(B * T * H * D + 1, 5);
+            const pos = withPos ? new Int32Array(B * T).map((_, i) => (i * 37) % 500) : null;
+            const want = new Float32Array(B * T * H * D), got = inArena(be, new Float32Array(B * T * H * D));
+            refBackend.rope(B, T, H, D, nRot, x, 1, want, pos, 3, 10000, mode, inverse);
+            be.rope(B, T, H, D, nRot, inArena(be, x), 1, got, pos, 3, 10000, mode, inverse);
+            assertClose(got, want, 1.2e-7, `rope ${mode} inverse=${inverse} pos=${withPos}`, undefined, 1e-30);
+          }
+      const [rows, cols] = [9, 2049];
+      const logits = heapRandom(rows * cols + 2, 3).map((v) => v * 10);
+      const targets = new Int32Array(rows).map((_, i) => (i === 4 ? -100 : (i * 331) % cols));
+      const l1 = new Float32Array(rows), d1 = new Float32Array(rows * cols);
+      refBackend.crossEntropy(rows, cols, logits, 2, targets, -100, l1, d1);
+      const l2 = inArena(be, new Float32Array(rows)), d2 = inArena(be, new Float32Array(rows * cols));
+      be.crossEntropy(rows, cols, inArena(be, logits), 2, targets, -100, l2, d2);
+      assertClose(l2, l1, 1.2e-7, 'crossEntropy loss', undefined, 1e-30);
+      assertClose(d2, d1, 1.2e-7, 'crossEntropy dlogits', undefined, 1e-30);
+    });
+  }
+});

@@ -9,7 +9,7 @@ import { K as KI, threadsFor, type Kernels } from './kernels.ts';
 
 export const SUPPORTED = new Set<KernelName>([
   'binary', 'unary', 'unaryBackward', 'affine', 'softmax', 'softmaxBackward', 'logSoftmax', 'layerNorm', 'layerNormBackward',
-  'rmsNorm', 'rmsNormBackward', 'attention', 'adamw',
+  'rmsNorm', 'rmsNormBackward', 'attention', 'adamw', 'copyStrided', 'reduce', 'rope', 'crossEntropy',
 ]);
 
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
@@ -127,6 +127,32 @@ export function ops(k: Kernels): Partial<Backend> {
       } finally {
         st.done();
       }
+    },
+    copyStrided(shape, x, xOff, strides, o, outOff): void {
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (n < 64 || shape.length > 8 || !k.arena.owns(x.buffer) || !k.arena.owns(o.buffer))
+        return refBackend.copyStrided(shape, x, xOff, strides, o, outOff);
+      const desc = st.temp(64);
+      const d = new Int32Array(k.arena.buffer, desc, 16);
+      shape.forEach((v, i) => { d[i] = v; d[shape.length + i] = strides[i]!; });
+      run(KI.copy_strided, [shape.length, desc, x.byteOffset + 4 * xOff, o.byteOffset + 4 * outOff], n);
+    },
+    reduce(op, outer, dim, inner, x, xOff, o): void {
+      const n = outer * dim * inner;
+      if (n < 64) return refBackend.reduce(op, outer, dim, inner, x, xOff, o);
+      run(KI.reduce_dim, [op === 'sum' ? 0 : 1, outer, dim, inner, st.in(x, xOff, n), out(o, outer * inner)], n);
+    },
+    rope(B, T, H, D, nRot, x, xOff, o, pos, pos0, base, mode, inverse): void {
+      const n = B * T * H * D;
+      if (n === 0) return;
+      const px = st.in(x, xOff, n);
+      const pp = pos ? st.in(pos, 0, B * T) : 0;
+      run(KI.rope_f32, [B, T, H, D, nRot, px, out(o, n), pp, pos0, base, mode === 'norm' ? 0 : 1, inverse ? 1 : 0], n, 1 << 13);
+    },
+    crossEntropy(rows, cols, logits, xOff, targets, ignoreIndex, loss, dlogits): void {
+      const n = rows * cols;
+      run(KI.cross_entropy, [rows, cols, st.in(logits, xOff, n), st.in(targets, 0, rows), ignoreIndex, out(loss, rows),
+        dlogits ? out(dlogits, n) : 0], n, 1 << 13);
     },
     attention(p: AttentionParams): void {
       attention(k, p);
