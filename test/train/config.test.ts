@@ -1,0 +1,65 @@
+// Training config validation: every bad field is named; defaults and derived model widths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseTrainConfig, vlmConfigOf } from '../../src/train/config.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { TINY_MODEL } from './helpers.ts';
+
+const base = () => ({
+  data: { train: 'd/train', val: 'd/val' },
+  model: structuredClone(TINY_MODEL),
+  tokenizer: { train: { vocabSize: 512 } },
+  stages: [{ name: 'instruct', steps: 10, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 } }],
+  checkpoint: { dir: 'ck' },
+  output: { dir: 'out', name: 'm' },
+});
+
+const fails = (raw: unknown, re: RegExp) => assert.throws(() => parseTrainConfig(raw, '/base'), (e) => e instanceof ConfigError && re.test(e.message), String(re));
+
+test('a valid config gets defaults, absolute paths, and is frozen', () => {
+  const c = parseTrainConfig(base(), '/base');
+  assert.equal(c.seed, 0);
+  assert.equal(c.data.train, '/base/d/train');
+  assert.equal(c.stages[0]!.gradAccum, 1);
+  assert.equal(c.stages[0]!.clip, 1);
+  assert.equal(c.output.type, 'f32');
+  assert.ok(Object.isFrozen(c.stages[0]));
+  const m = vlmConfigOf(c, 300);
+  assert.equal(m.lm.vocab_size, 300);
+  assert.equal(m.projector.input_dim, 32);
+  assert.equal(m.projector.output_dim, 32);
+});
+
+test('bad fields are named with their path', () => {
+  const c1 = base();
+  (c1.stages[0] as Record<string, unknown>).steps = 0;
+  fails(c1, /stages\[0\]\.steps/);
+  const c2 = base();
+  (c2.stages[0]!.lr as Record<string, unknown>).lm = 'fast';
+  fails(c2, /stages\[0\]\.lr\.lm/);
+  const c3 = base();
+  (c3.model.vision as Record<string, unknown>).patch_size = 5;
+  fails(c3, /model\.vision\.image_size: 16 is not a multiple of patch_size 5/);
+  fails({ ...base(), output: { dir: 'o', name: 'm', type: 'q4_k' } }, /output\.type/);
+  fails({ ...base(), extra: 1 }, /extra|unrecognized/i);
+  fails({ ...base(), stages: [{ ...base().stages[0], name: 'finetune' }] }, /stages\[0\]\.name/);
+});
+
+test('learning rates must match the groups a stage trains', () => {
+  fails({ ...base(), stages: [{ name: 'align', steps: 1, batchSize: 2, lr: {} }] }, /stages\[0\]\.lr\.projector: stage 'align' trains the projector group/);
+  fails({ ...base(), stages: [{ name: 'align', steps: 1, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 } }] }, /stages\[0\]\.lr\.lm: stage 'align' does not train/);
+  fails({ ...base(), stages: [{ name: 'instruct', steps: 1, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, lora: { rank: 4, alpha: 8 } }] }, /lr\.lora/);
+  fails({ ...base(), stages: [{ name: 'instruct', steps: 5, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, minLr: 1e-2 }] }, /stages\[0\]\.minLr: 0\.01 exceeds lr/);
+  fails({ ...base(), stages: [{ name: 'vision', steps: 5, batchSize: 1, lr: { vision: 1e-3 } }] }, /stages\[0\]\.batchSize: contrastive/);
+  fails({ ...base(), stages: [{ name: 'align', steps: 5, batchSize: 2, lr: { projector: 1e-3 }, lora: { rank: 2, alpha: 2 } }] }, /stages\[0\]\.lora/);
+});
+
+test('model and tokenizer sources', () => {
+  const { model: _m, ...noModel } = base();
+  fails(noModel, /^training config: model: give a model config or an init/);
+  const { tokenizer: _t, ...noTok } = base();
+  fails(noTok, /tokenizer: needed unless init gives a GGUF model/);
+  const c = parseTrainConfig({ ...noModel, init: { model: 'a.gguf', mmproj: 'b.gguf' }, tokenizer: undefined }, '/x');
+  assert.deepEqual(c.init, { model: '/x/a.gguf', mmproj: '/x/b.gguf' });
+  fails({ ...base(), eval: { every: 5 }, data: { train: 'd' } }, /eval\.every: evaluation needs data\.val/);
+});

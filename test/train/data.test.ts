@@ -1,0 +1,98 @@
+// Data pipeline: LLaVA → conversations, tokenize once with labels, right-padded batches with shifted targets, resumable order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Tokenizer, trainBPE } from '../../src/tokenizer/index.ts';
+import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from '../../src/tokenizer/chat-template.ts';
+import { IMAGE_SLOT, type PromptFormat } from '../../src/runtime/conversation.ts';
+import { EpochOrder, ImageCache, collate, encodeSamples, llavaToSample, loadLlava, textOnly, toolCallText } from '../../src/train/data.ts';
+import { VISTA_SPECIAL_TOKENS } from '../../src/train/loop.ts';
+import { InputError } from '../../src/errors.ts';
+import { initBackend } from '../../src/backend/index.ts';
+import { squaresDataset } from './helpers.ts';
+
+const tok = Tokenizer.fromGGUFMetadata(trainBPE(
+  ['What color is it? red green', 'Describe the image. A large red square.', 'Click the square. <tool_call>{"name": "click", "arguments": {"x": 500, "y": 250}}</tool_call>'],
+  { vocabSize: 340, pre: 'smollm', specialTokens: VISTA_SPECIAL_TOKENS }));
+const fmt: PromptFormat = { tokenizer: tok, template: DEFAULT_CHAT_TEMPLATE, wrapper: { before: '<fake_token_around_image>', after: '<fake_token_around_image>' }, imageTokens: 4 };
+
+const colourRec = (id: string, answer: string) => ({ id, image: 'a.png', conversations: [{ from: 'human', value: '<image>\nWhat color is it?' }, { from: 'gpt', value: answer }] });
+
+test('LLaVA records become template messages: image parts, tool calls as the template writes them', () => {
+  const s = llavaToSample(colourRec('c1', 'red'), '/d');
+  assert.deepEqual(s.messages[0], { role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'What color is it?' }] });
+  assert.deepEqual(s.images, ['/d/a.png']);
+  const tools = [{ type: 'function', function: { name: 'click' } }];
+  const c = llavaToSample({ id: 7, image: 'b.png', tools, conversations: [{ from: 'human', value: '<image>\nClick the square.' }, { from: 'gpt', value: '', tool_call: { name: 'click', arguments: { x: 500, y: 250 } } }] }, '/d');
+  const text = c.messages[1]!.content as string;
+  assert.equal(text, '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 250}}</tool_call>');
+  // identical to the default template's rendering of a real tool call
+  const viaTemplate = renderChatTemplate(DEFAULT_CHAT_TEMPLATE, [{ role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'click', arguments: { x: 500, y: 250 } } }] }]);
+  assert.ok(viaTemplate.includes(toolCallText('click', { x: 500, y: 250 })));
+  assert.equal(c.tools, tools);
+  assert.throws(() => llavaToSample({ id: 'z', image: 'a.png', conversations: [{ from: 'robot', value: 'x' }] }, '/d'), /sample z: turn 0 has unknown speaker 'robot'/);
+  assert.throws(() => llavaToSample({ id: 'q', images: ['a.png', 'b.png'], conversations: [{ from: 'human', value: '<image>\nhi' }] }, '/d'), /sample q: 1 <image> markers for 2 images/);
+});
+
+test('tokenized once: labels only on the assistant answer; text-only LM mode labels every token', () => {
+  const [e] = encodeSamples([llavaToSample(colourRec('c1', 'red'), '/d')], fmt, { maxLen: 200 });
+  const learned = [...e!.ids].filter((_, i) => e!.learn[i]);
+  assert.equal(tok.decode(learned), 'red<|im_end|>');
+  assert.equal([...e!.ids].filter((i) => i === IMAGE_SLOT).length, 4);
+  const [t] = encodeSamples([textOnly(llavaToSample(colourRec('c1', 'red'), '/d'))], fmt, { maxLen: 200, all: true });
+  assert.ok(!t!.ids.includes(IMAGE_SLOT));
+  assert.equal(t!.learn.reduce((a, b) => a + b, 0), t!.ids.length - 1);
+  assert.throws(() => encodeSamples([llavaToSample(colourRec('long-1', 'red'), '/d')], fmt, { maxLen: 10 }), /sample long-1: \d+ tokens exceed the context length 10/);
+});
+
+test('a sample whose tokens do not line up with its labels is an error naming it', () => {
+  const glued: PromptFormat = { ...fmt, template: "{% for m in messages %}{{ m.role == 'assistant' and ' re' or '' }}{{ m.content }}{% endfor %}" };
+  const bad = llavaToSample({ id: 'sample-42', conversations: [{ from: 'human', value: 'What' }, { from: 'gpt', value: 'd' }] }, '/d');
+  assert.throws(() => encodeSamples([bad], glued, { maxLen: 100 }), (e) => e instanceof InputError && /sample sample-42/.test(e.message));
+});
+
+test('collate: right padding, targets shifted by one, image rows after the text rows', () => {
+  const enc = encodeSamples([llavaToSample(colourRec('a', 'red'), '/d'), llavaToSample({ ...colourRec('b', 'green'), image: 'b.png' }, '/d')], fmt, { maxLen: 200 });
+  const b = collate(enc, 4);
+  const T = Math.max(enc[0]!.ids.length, enc[1]!.ids.length);
+  assert.equal(b.T, T);
+  assert.deepEqual(b.images, ['/d/a.png', '/d/b.png']);
+  for (const [j, p] of b.scored.entries()) {
+    const s = Math.floor(p / T), t = p % T;
+    assert.ok(t + 1 < enc[s]!.ids.length, 'never scores a pad');
+    assert.equal(b.targets[j], enc[s]!.ids[t + 1]);
+    assert.equal(enc[s]!.learn[t + 1], 1);
+  }
+  assert.equal(b.scored.length, enc[0]!.learn.reduce((x, y) => x + y, 0) + enc[1]!.learn.reduce((x, y) => x + y, 0));
+  // image slots of sample 1 point at image 1's rows
+  const s1 = enc[1]!.imageStarts[0]!;
+  assert.deepEqual([...b.rows.slice(T + s1, T + s1 + 4)], [2 * T + 4, 2 * T + 5, 2 * T + 6, 2 * T + 7]);
+  assert.ok(![...b.ids].includes(IMAGE_SLOT));
+});
+
+test('epoch order: seeded, a permutation per epoch, resumable from its position', () => {
+  const a = new EpochOrder(10, 5, 1);
+  const first = a.next(10);
+  assert.deepEqual([...first].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const run = a.next(7);
+  const b = new EpochOrder(10, 5, 1);
+  b.next(13);
+  const c = new EpochOrder(10, 5, 1);
+  c.pos = { ...b.pos };
+  assert.deepEqual(c.next(4), run.slice(3));
+  assert.notDeepEqual(new EpochOrder(10, 6, 1).next(10), first);
+});
+
+test('image cache: preprocessed planar floats, LRU-bounded, and loading real LLaVA files', async () => {
+  initBackend();
+  const root = await squaresDataset();
+  const samples = await loadLlava(path.join(root, 'train'), 'instruct');
+  assert.equal(samples.length, 48);
+  const pp = { imageSize: 16, policy: 'stretch', algo: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } as const;
+  const cache = new ImageCache(pp, 3 * 16 * 16 * 4 * 2);
+  const px = await cache.batch([samples[0]!.images[0]!, samples[1]!.images[0]!, samples[0]!.images[0]!]);
+  assert.equal(px.length, 3 * 3 * 16 * 16);
+  assert.deepEqual(px.subarray(0, 768), px.subarray(1536, 2304));
+  assert.ok(px.every((v) => v >= -1 && v <= 1));
+  await assert.rejects(cache.get('/nonexistent.png'), /image \/nonexistent\.png/);
+});
