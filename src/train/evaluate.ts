@@ -4,7 +4,7 @@
  */
 import type { Message, ContentPart, VisionLanguageModel } from '../runtime/vlm.ts';
 import type { Sample } from './data.ts';
-import { gradeAnswer, type Grade } from './grading.ts';
+import { gradeAnswer, type Grade, type SceneIndex } from './grading.ts';
 
 /** The first `upto` messages of a sample as runtime messages (image parts carry their file paths). */
 export function runtimeMessages(s: Sample, upto = s.messages.length): Message[] {
@@ -64,8 +64,8 @@ export function summarize(grades: readonly Grade[]): TaskScores {
 }
 
 /** Answer (teacher-forced) and grade the last turn of each sample. */
-export async function evaluateSamples(model: VisionLanguageModel, samples: readonly Sample[], maxTokens = 64): Promise<TaskScores> {
+export async function evaluateSamples(model: VisionLanguageModel, samples: readonly Sample[], scenes: SceneIndex | null = null, maxTokens = 64): Promise<TaskScores> {
   const grades: Grade[] = [];
-  for (const s of samples) grades.push(gradeAnswer(s, await answerLast(model, s, maxTokens)));
+  for (const s of samples) grades.push(gradeAnswer(s, await answerLast(model, s, maxTokens), scenes));
   return summarize(grades);
 }

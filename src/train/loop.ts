@@ -47,6 +47,7 @@ import {
   CHECKPOINT_FILE, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
 } from './checkpoint.ts';
 import { evaluateSamples, type TaskScores } from './evaluate.ts';
+import { loadSceneIndex } from './grading.ts';
 import { Progress } from './progress.ts';
 import { writeLossCurve } from './plot.ts';
 
@@ -97,6 +98,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   for (const f of needed) trainFiles.set(f, await loadLlava(config.data.train, f));
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
+  const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
@@ -217,7 +219,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const entry: EvalEntry = { step, stage: s.name, valLoss: n ? sum / n : NaN };
       if (s.name === 'instruct' && config.eval.generate > 0) {
         const samples = (valFiles.get('instruct') ?? []).slice(0, config.eval.generate);
-        entry.scores = flatScores(await evaluateSamples(runtime, samples));
+        entry.scores = flatScores(await evaluateSamples(runtime, samples, valScenes));
       }
       return entry;
     };

@@ -1,0 +1,68 @@
+/**
+ * `vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N]`: answer every
+ * dialogue of DIR/<split>/instruct.json turn by turn (greedy, each turn fed the model's own earlier
+ * answers) and score the last answers per task with the Shapes World graders.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { InputError } from '../../errors.ts';
+import { VisionLanguageModel } from '../../runtime/vlm.ts';
+import { loadLlava } from '../../train/data.ts';
+import { answerDialogue, summarize, type TaskScores } from '../../train/evaluate.ts';
+import { gradeAnswer, loadSceneIndex, type Grade } from '../../train/grading.ts';
+import { parse, requireFlag } from '../args.ts';
+
+const USAGE = `Usage: vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N] [--max-tokens N]
+
+Scores the last answer of every dialogue in DIR/<split>/instruct.json (or DIR/instruct.json):
+exact match for count/colour/shape/exists/relation/read, caption F1, ground mean IoU and share ≥ 0.5,
+click inside the object's box (from the <tool_call> JSON).`;
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    model: { type: 'string' }, mmproj: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' },
+    json: { type: 'boolean' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' },
+  }, USAGE);
+  if (values.help) return void console.log(USAGE), 0;
+  const model = requireFlag(values.model, 'model', USAGE);
+  const mmproj = requireFlag(values.mmproj, 'mmproj', USAGE);
+  const data = requireFlag(values.data, 'data', USAGE);
+  const count = (v: string | undefined, name: string, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new InputError(`--${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  const limit = count(values.limit, 'limit', Number.MAX_SAFE_INTEGER);
+  const maxTokens = count(values['max-tokens'], 'max-tokens', 64);
+  const split = values.split ?? 'test';
+  const dir = existsSync(path.join(data, split, 'instruct.json')) ? path.join(data, split) : data;
+  if (!existsSync(path.join(dir, 'instruct.json'))) throw new InputError(`no instruct.json in ${path.join(data, split)} or ${data}`);
+
+  const t0 = performance.now();
+  const vlm = await VisionLanguageModel.load({ model, mmproj });
+  const samples = (await loadLlava(dir, 'instruct')).slice(0, limit);
+  const scenes = await loadSceneIndex(dir);
+  const grades: Grade[] = [];
+  for (const [i, s] of samples.entries()) {
+    const answers = await answerDialogue(vlm, s, maxTokens);
+    grades.push(gradeAnswer(s, answers[answers.length - 1] ?? '', scenes));
+    if (!values.json && process.stderr.isTTY) process.stderr.write(`\r${i + 1}/${samples.length}`);
+  }
+  if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
+  const tasks = summarize(grades);
+  const seconds = (performance.now() - t0) / 1000;
+  if (values.json) console.log(JSON.stringify({ model, mmproj, data: dir, dialogues: samples.length, seconds: +seconds.toFixed(2), tasks }, null, 2));
+  else console.log(table(tasks, samples.length, seconds));
+  return 0;
+}
+
+/** The per-task scores as an aligned text table. */
+export function table(tasks: TaskScores, n: number, seconds: number): string {
+  const rows = Object.entries(tasks).sort(([a], [b]) => a.localeCompare(b))
+    .map(([task, t]) => [task, String(t.n), Object.entries(t.metrics).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')]);
+  const head = ['task', 'n', 'score'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 1 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+  return [line(head), line(w.map((x) => '-'.repeat(x))), ...rows.map(line), '', `${n} dialogues in ${seconds.toFixed(1)} s`].join('\n');
+}
