@@ -48,15 +48,24 @@ export interface GenerateResult {
 
 const STREAM: Record<Split, number> = { train: 1001, val: 1002, test: 1003 };
 
-/** The scenes of a split, in order (what `generateDataset` renders), without rendering anything. */
+/**
+ * The scenes of a split, in order (what `generateDataset` renders), without rendering anything. Stratified:
+ * every block of 10 scenes has each object count 1–5 twice and round(10·digitProb) digits, in shuffled order.
+ */
 export function* splitScenes(seed: number, split: Split, opts: SceneOptions = {}): Generator<Scene> {
   const rng = new Rng(seed, STREAM[split]);
   const seen = new Set<string>();
+  const digits = Math.round(10 * (opts.digitProb ?? 0.3));
   for (;;) {
-    const s = sampleScene(rng, { ...opts, split });
-    if (seen.has(s.hash)) continue;
-    seen.add(s.hash);
-    yield s;
+    const counts = rng.shuffle([1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+    const hasDigit = rng.shuffle(Array.from({ length: 10 }, (_, i) => i < digits));
+    for (let i = 0; i < 10; ) {
+      const s = sampleScene(rng, { ...opts, split, objects: counts[i]!, digit: hasDigit[i]! });
+      if (seen.has(s.hash)) continue;
+      seen.add(s.hash);
+      i++;
+      yield s;
+    }
   }
 }
 

@@ -30,6 +30,8 @@ export const DIGIT_STROKE = 0.13;
 export const DIGIT_ASPECT = 0.56;
 
 const COS18 = Math.cos(Math.PI / 10);
+/** Stars are drawn this much wider than their nominal side: the thin tips must reach into the edge pixels. */
+const STAR_REACH = 1;
 const COS36 = Math.cos(Math.PI / 5);
 
 /** Outer box width and height for a shape of bounding side `side` (stars are 0.951× as tall as wide). */
@@ -38,7 +40,7 @@ export function extent(shape: Shape, side: number): [number, number] {
     const w = DIGIT_STROKE * side;
     return [Math.ceil(DIGIT_ASPECT * (side - w) + w), side];
   }
-  if (shape === 'star') return [side, Math.ceil((side / (2 * COS18)) * (1 + COS36))];
+  if (shape === 'star') return [side + 2, Math.ceil(((side + STAR_REACH) / (2 * COS18)) * (1 + COS36)) + 1];
   return [side, side];
 }
 
@@ -54,9 +56,9 @@ export function outline(p: Placement): Primitive {
     case 'triangle':
       return { kind: 'polygon', points: [[x0 + s / 2, y0], [x0 + s, y0 + s], [x0, y0 + s]] };
     case 'star': {
-      const R = s / (2 * COS18);
+      const R = (s + STAR_REACH) / (2 * COS18);
       const r = R * 0.382; // regular pentagram: inner/outer radius = sin18/sin54
-      const cx = x0 + s / 2, cy = y0 + R;
+      const cx = x0 + 1 + s / 2, cy = y0 + 0.5 + R;
       const pts: Point[] = [];
       for (let i = 0; i < 10; i++) {
         const a = -Math.PI / 2 + (i * Math.PI) / 5;

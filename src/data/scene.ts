@@ -53,6 +53,10 @@ export interface SceneOptions {
   maxNoise?: number;
   /** Probability of a 0.5 px blur. Default 0.2. */
   blurProb?: number;
+  /** Fix the number of objects (1–5, digit included) instead of drawing it uniformly. */
+  objects?: number;
+  /** Fix whether one object is a digit instead of drawing it with `digitProb`. */
+  digit?: boolean;
   /** Only return scenes whose hash assigns them to this split (see `splitOfHash`); others are redrawn. */
   split?: Split;
 }
@@ -75,8 +79,8 @@ export const gapFor = (size: number): number => Math.ceil((GAP_AT_128 * size) / 
 /** Integer side range [lo, hi] for a size class (or the digit height) on a canvas of side `size`. */
 export function sideRange(kind: SizeClass | 'digit', size: number): [number, number] {
   const [a, b] = kind === 'digit' ? DIGIT_HEIGHT_RANGE : SIZE_RANGE[kind];
-  // +1 on the low end: the tight drawn box of a pointed shape can be one pixel narrower than its geometry.
-  return [Math.ceil(a * size) + 1, Math.floor(b * size)];
+  // digits: +1 on the low end, as a glyph's drawn height can be one pixel short of its nominal height
+  return [Math.ceil(a * size) + (kind === 'digit' ? 1 : 0), Math.floor(b * size)];
 }
 
 /** True when two boxes are at least `gap` px apart along x or along y. */
@@ -145,8 +149,9 @@ function sampleLayout(rng: Rng, size: number, opts: SceneOptions): Layout {
   const { digitProb = 0.3, noiseProb = 0.25, maxNoise = 0.05, blurProb = 0.2 } = opts;
   const bgName = (Object.keys(BACKGROUNDS) as BackgroundName[])[rng.int(3)]!;
   const bg = jitter(rng, BACKGROUNDS[bgName], BACKGROUND_JITTER);
-  const n = 1 + rng.int(5);
-  const digitAt = rng.uniform() < digitProb ? rng.int(n) : -1;
+  const n = opts.objects ?? 1 + rng.int(5);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new ConfigError(`objects must be an integer 1–5, got ${n}`);
+  const digitAt = (opts.digit ?? rng.uniform() < digitProb) ? rng.int(n) : -1;
   let drafts: Draft[] = [];
   let boxes: Box[] | null = null;
   for (let attempt = 0; !boxes; attempt++) {
