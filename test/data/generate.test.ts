@@ -1,0 +1,92 @@
+// The dataset writer: same seed → identical bytes; splits share no scene; LLaVA JSON shape; the CLI entry.
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { generateDataset } from '../../src/data/generate.ts';
+import { runDataShapes } from '../../src/data/cli.ts';
+import { ConfigError, InputError } from '../../src/errors.ts';
+
+const root = mkdtempSync(path.join(tmpdir(), 'vista-shapes-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const files = (dir: string): Map<string, Buffer> => {
+  const out = new Map<string, Buffer>();
+  for (const f of readdirSync(dir, { recursive: true, withFileTypes: true }))
+    if (f.isFile()) { const p = path.join(f.parentPath ?? (f as unknown as { path: string }).path, f.name); out.set(path.relative(dir, p), readFileSync(p)); }
+  return out;
+};
+const hashes = (dir: string): string[] => readFileSync(path.join(dir, 'metadata.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { hash: string }).hash);
+
+describe('generateDataset', () => {
+  test('same seed → identical PNG bytes and JSON; another seed differs', async () => {
+    const a = path.join(root, 'a'), b = path.join(root, 'b'), c = path.join(root, 'c');
+    const r = await generateDataset({ n: 25, outDir: a, seed: 7 });
+    await generateDataset({ n: 25, outDir: b, seed: 7, concurrency: 3 });
+    await generateDataset({ n: 25, outDir: c, seed: 8 });
+    const fa = files(a), fb = files(b), fc = files(c);
+    assert.equal(fa.size, 25 + 4);
+    assert.deepEqual([...fa.keys()].sort(), [...fb.keys()].sort());
+    for (const [k, v] of fa) assert.ok(v.equals(fb.get(k)!), `${k} differs between runs`);
+    assert.ok(!fa.get('images/train-000000.png')!.equals(fc.get('images/train-000000.png')!));
+    assert.equal(r.n, 25);
+    assert.ok(r.imagesPerSecond > 0);
+    assert.deepEqual(r.samples.captions, 25);
+  });
+
+  test('LLaVA files: captions, instructions with tools, eval items, metadata', async () => {
+    const dir = path.join(root, 'a');
+    const caps = JSON.parse(readFileSync(path.join(dir, 'captions.json'), 'utf8')) as { id: string; image: string; conversations: { from: string; value: string }[] }[];
+    const inst = JSON.parse(readFileSync(path.join(dir, 'instruct.json'), 'utf8')) as { image: string; conversations: { from: string; value: string; tool_call?: unknown }[]; tools?: unknown[] }[];
+    assert.equal(caps.length, 25);
+    assert.equal(caps[0]!.image, 'images/train-000000.png');
+    assert.ok(caps.every((c) => c.conversations[0]!.from === 'human' && c.conversations[0]!.value.startsWith('<image>\n') && c.conversations[1]!.from === 'gpt'));
+    assert.ok(inst.every((d) => d.conversations.length >= 4));
+    for (const d of inst) if (d.conversations.some((t) => t.tool_call)) assert.ok(d.tools?.length === 1);
+    const meta = readFileSync(path.join(dir, 'metadata.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; objects: unknown[] });
+    assert.equal(meta.length, 25);
+    assert.ok(meta.every((m) => m.objects.length >= 1));
+    const evals = readFileSync(path.join(dir, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { task: string });
+    assert.ok(new Set(evals.map((e) => e.task)).size >= 8);
+  });
+
+  test('train/val/test from one seed share no scene', async () => {
+    const dirs = await Promise.all((['train', 'val', 'test'] as const).map(async (split) => {
+      const d = path.join(root, `s-${split}`);
+      await generateDataset({ n: 40, outDir: d, seed: 7, split, scene: { noiseProb: 0 } });
+      return new Set(hashes(d));
+    }));
+    for (let i = 0; i < 3; i++) {
+      assert.equal(dirs[i]!.size, 40);
+      for (let j = i + 1; j < 3; j++) for (const h of dirs[i]!) assert.ok(!dirs[j]!.has(h));
+    }
+  });
+
+  test('SVG renderer and other sizes', async () => {
+    const d = path.join(root, 'svg');
+    await generateDataset({ n: 6, outDir: d, seed: 1, size: 256, renderer: 'svg', split: 'test' });
+    const png = readFileSync(path.join(d, 'images/test-000000.png'));
+    assert.equal(png.readUInt32BE(16), 256);
+    await assert.rejects(generateDataset({ n: 0, outDir: d, seed: 1 }), ConfigError);
+  });
+});
+
+describe('vista data shapes', () => {
+  test('writes the splits and prints one summary line each', async () => {
+    const logs: string[] = [];
+    const orig = console.log;
+    console.log = (...a: unknown[]) => void logs.push(a.join(' '));
+    try {
+      assert.equal(await runDataShapes(['--n', '10', '--out', path.join(root, 'cli'), '--seed', '3', '--split', 'all']), 0);
+    } finally {
+      console.log = orig;
+    }
+    assert.equal(logs.length, 3);
+    assert.match(logs[0]!, /^shapes train: 10 images 128px \(ts\) → .* img\/s\)$/);
+    assert.equal(readdirSync(path.join(root, 'cli', 'val', 'images')).length, 1);
+    await assert.rejects(runDataShapes(['--n', '10', '--seed', '3']), InputError);
+    await assert.rejects(runDataShapes(['--n', 'x', '--out', 'o', '--seed', '3']), InputError);
+    await assert.rejects(runDataShapes(['--bogus']), InputError);
+  });
+});
