@@ -5,6 +5,7 @@
 import { VistaError } from '../errors.ts';
 import { info, logits, quantizeCmd, tokenize } from './commands/gguf-tools.ts';
 import { chat } from './commands/chat.ts';
+import { runDataShapes } from '../data/cli.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -13,6 +14,7 @@ Usage: vista <command> [options]
 Commands:
   start            what \`npm start\` runs
   chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
+  data shapes      generate Shapes World data (--n N --out DIR --seed S [--size 128])
   info FILE.gguf   metadata, tensor names, shapes, types and sizes
   quantize IN OUT  requantize 2-D weights: --type q8_0|q4_0
   tokenize         token ids of a text (--model LM.gguf [--special] TEXT | --file F.json)
@@ -36,6 +38,12 @@ export async function main(argv: string[]): Promise<number> {
         return start();
       case 'chat':
         return await chat(rest);
+      case 'data':
+        if (rest[0] !== 'shapes') {
+          console.error("vista: 'vista data' has one generator: vista data shapes --n N --out DIR --seed S");
+          return 2;
+        }
+        return await runDataShapes(rest.slice(1));
       case 'info':
         return await info(rest);
       case 'quantize':
