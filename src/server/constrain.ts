@@ -37,7 +37,7 @@ export class TokenTexts {
 /** A sampler that keeps generation inside `grammar`; `accept` advances the grammar by each token's text. */
 export class ConstrainedSampler extends Sampler {
   readonly matcher: GrammarMatcher;
-  private ids = new Int32Array(0);
+  private candIds = new Int32Array(0);
 
   constructor(opts: SamplerOptions, grammar: GNode, private readonly vocab: TokenTexts) {
     super(opts);
@@ -59,14 +59,14 @@ export class ConstrainedSampler extends Sampler {
 
   private constrain(logits: Float32Array): void {
     const V = logits.length;
-    if (this.ids.length !== V) this.ids = new Int32Array(V);
+    if (this.candIds.length !== V) this.candIds = new Int32Array(V);
     const done = this.matcher.accepting();
     const o = this.options;
     const want = o.temperature <= 0 ? 1 : o.topK > 0 ? o.topK : 40;
     const keep: number[] = [];
     let c;
     try {
-      c = allCandidates(logits, this.ids);
+      c = allCandidates(logits, this.candIds);
     } catch {
       return; // everything is masked already
     }
