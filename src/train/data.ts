@@ -158,13 +158,30 @@ export class EpochOrder {
   private permEpoch = -1;
   pos: DataPosition = { epoch: 0, cursor: 0 };
 
-  constructor(readonly n: number, readonly seed: number, readonly stream: number) {
+  /**
+   * With `bucket` = { lengths, batchSize }, each epoch's shuffle is cut into windows of 16 batches, each
+   * window sorted by length and cut into batches, and the batches shuffled: batches hold similar lengths,
+   * so right padding wastes little, and the order is still a pure function of (seed, stream, epoch).
+   */
+  constructor(readonly n: number, readonly seed: number, readonly stream: number,
+    readonly bucket: { lengths: ArrayLike<number>; batchSize: number } | null = null) {
     if (n <= 0) throw new InputError('empty dataset');
   }
 
   private order(epoch: number): number[] {
     if (this.permEpoch !== epoch) {
-      this.perm = new Rng(this.seed, this.stream * 100003 + epoch).shuffle(Array.from({ length: this.n }, (_, i) => i));
+      const rng = new Rng(this.seed, this.stream * 100003 + epoch);
+      let perm = rng.shuffle(Array.from({ length: this.n }, (_, i) => i));
+      if (this.bucket) {
+        const { lengths, batchSize } = this.bucket;
+        const batches: number[][] = [];
+        for (let w = 0; w < perm.length; w += 16 * batchSize) {
+          const win = perm.slice(w, w + 16 * batchSize).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+          for (let i = 0; i < win.length; i += batchSize) batches.push(win.slice(i, i + batchSize));
+        }
+        perm = rng.shuffle(batches).flat();
+      }
+      this.perm = perm;
       this.permEpoch = epoch;
     }
     return this.perm;

@@ -174,7 +174,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const data = st.name === 'vision' ? null : encode(st);
     const pairs = st.name === 'vision' ? captionPairs(trainFiles.get('captions')!, tokenizer) : null;
     const valPairs = st.name === 'vision' ? captionPairs(valFiles.get('captions') ?? [], tokenizer) : null;
-    const order = new EpochOrder(pairs ? pairs.length : data!.train.length, config.seed, si);
+    const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
+      : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
     if (loaded && loaded.state.stage === si) {
       // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position

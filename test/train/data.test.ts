@@ -96,3 +96,18 @@ test('image cache: preprocessed planar floats, LRU-bounded, and loading real LLa
   assert.ok(px.every((v) => v >= -1 && v <= 1));
   await assert.rejects(cache.get('/nonexistent.png'), /image \/nonexistent\.png/);
 });
+
+test('length-bucketed order: still a permutation per epoch, batches of similar lengths', () => {
+  const lengths = Array.from({ length: 64 }, (_, i) => (i * 37) % 100);
+  const o = new EpochOrder(64, 1, 0, { lengths, batchSize: 4 });
+  const epoch = o.next(64);
+  assert.deepEqual([...epoch].sort((a, b) => a - b), Array.from({ length: 64 }, (_, i) => i));
+  let spread = 0;
+  for (let i = 0; i < 64; i += 4) {
+    const ls = epoch.slice(i, i + 4).map((j) => lengths[j]!);
+    spread += Math.max(...ls) - Math.min(...ls);
+  }
+  assert.ok(spread / 16 < 15, `mean spread ${spread / 16}`);
+  const again = new EpochOrder(64, 1, 0, { lengths, batchSize: 4 });
+  assert.deepEqual(again.next(64), epoch);
+});
