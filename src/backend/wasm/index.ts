@@ -12,7 +12,7 @@ import type { Backend, KernelName, MatmulParams } from '../../tensor/kernels.ts'
 import type { DType } from '../../tensor/dtype.ts';
 import { refBackend } from '../ref/index.ts';
 import { ThreadPool } from '../threads/pool.ts';
-import { PAGE, WasmArena } from './arena.ts';
+import { WasmArena } from './arena.ts';
 import { compileKernels, type WasmFlavour } from './loader.ts';
 import { Stager } from './stage.ts';
 import { matmul } from './matmul.ts';
@@ -76,6 +76,5 @@ export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}
       pool.close();
     },
   };
-  void PAGE;
   return backend;
 }
