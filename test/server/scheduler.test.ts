@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Scheduler } from '../../src/server/scheduler.ts';
+import { HttpError } from '../../src/server/errors.ts';
+import { liveServer } from './fixture.ts';
+
+/** A fake sequence: `n` steps, recording each step and whether its finally ran. */
+function fakeSeq(name: string, n: number, log: string[], freed: Set<string>): AsyncGenerator<string, void, undefined> {
+  return (async function* () {
+    try {
+      for (let i = 0; i < n; i++) {
+        log.push(name);
+        yield `${name}${i}`;
+      }
+    } finally {
+      freed.add(name);
+    }
+  })();
+}
+
+test('scheduler: round-robin, one step at a time', async () => {
+  const s = new Scheduler({ maxActive: 3, maxQueue: 0 });
+  const log: string[] = [];
+  const freed = new Set<string>();
+  const sig = new AbortController().signal;
+  const drain = async (name: string, n: number) => {
+    const out: string[] = [];
+    for await (const e of s.run(s.admit(), fakeSeq(name, n, log, freed), sig)) out.push(e);
+    return out;
+  };
+  const [a, b, c] = await Promise.all([drain('A', 3), drain('B', 3), drain('C', 2)]);
+  assert.deepEqual(a, ['A0', 'A1', 'A2']);
+  assert.deepEqual(b, ['B0', 'B1', 'B2']);
+  assert.deepEqual(c, ['C0', 'C1']);
+  assert.deepEqual(log, ['A', 'B', 'C', 'A', 'B', 'C', 'A', 'B']);
+  assert.equal(s.stats.admitted, 0);
+});
+
+test('scheduler: bounded queue → 429 with Retry-After; abort frees a sequence', async () => {
+  const s = new Scheduler({ maxActive: 1, maxQueue: 1 });
+  s.admit();
+  const t2 = s.admit();
+  assert.throws(() => s.admit(), (e: unknown) => e instanceof HttpError && e.status === 429 && e.headers['Retry-After'] === '1');
+  const ac = new AbortController();
+  const log: string[] = [];
+  const freed = new Set<string>();
+  const seen: string[] = [];
+  for await (const e of s.run(t2, fakeSeq('X', 1000, log, freed), ac.signal)) {
+    seen.push(e);
+    if (seen.length === 3) ac.abort();
+  }
+  assert.ok(seen.length <= 4);
+  assert.ok(freed.has('X'), 'the generator finally ran (its KV cache is freed)');
+  assert.equal(s.stats.admitted, 1);
+});
+
+test('live: client disconnect cancels generation; time limit ends with length; queue full → 429', async () => {
+  const server = await liveServer({ limits: { maxActive: 1, maxQueue: 1, timeoutMs: 400, maxTokens: 2000 } });
+  try {
+    const body = (n: number, stream = false) => JSON.stringify({ model: 'm', max_tokens: n, stream, temperature: 0, messages: [{ role: 'user', content: 'go' }] });
+    const post = (b: string, signal?: AbortSignal) => fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: b, signal, headers: { 'content-type': 'application/json' } });
+
+    // disconnect
+    const ac = new AbortController();
+    const res = await post(body(2000, true), ac.signal);
+    const reader = res.body!.getReader();
+    await reader.read();
+    ac.abort();
+    for (let i = 0; i < 100 && server.app.scheduler.stats.admitted > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(server.app.scheduler.stats.admitted, 0);
+    assert.equal(server.app.scheduler.stats.active, 0);
+
+    // time limit: 2000 tokens cannot fit in 400 ms → ends with 'length'
+    const t0 = Date.now();
+    const r = await (await post(body(2000))).json() as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
+    assert.equal(r.choices[0]!.finish_reason, 'length');
+    assert.ok(r.usage.completion_tokens < 480, `${r.usage.completion_tokens} tokens: the limit did not cut`);
+    assert.ok(Date.now() - t0 < 3000);
+
+    // 1 active + 1 queued; the third is refused
+    const all = await Promise.all([post(body(200)), post(body(200)), post(body(200))]);
+    const statuses = all.map((x) => x.status).sort();
+    assert.ok(statuses.includes(429), `statuses ${statuses}`);
+    const refused = all.find((x) => x.status === 429)!;
+    assert.equal(refused.headers.get('retry-after'), '1');
+    const err = await refused.json() as { error: { type: string; code: string } };
+    assert.equal(err.error.type, 'rate_limit_error');
+    for (const x of all) if (x.status !== 429) assert.ok([200, 503].includes(x.status), `status ${x.status}`);
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  } finally {
+    await server.close();
+  }
+});
