@@ -6,6 +6,8 @@ import { VistaError } from '../errors.ts';
 import { info, logits, quantizeCmd, tokenize } from './commands/gguf-tools.ts';
 import { chat } from './commands/chat.ts';
 import { runDataShapes } from '../data/cli.ts';
+import { trainCommand } from './commands/train.ts';
+import { evalCommand } from './commands/eval.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -15,6 +17,8 @@ Commands:
   start            what \`npm start\` runs
   chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
   data shapes      generate Shapes World data (--n N --out DIR --seed S [--size 128])
+  train CONFIG     train a VLM in stages (vision, lm, align, instruct) [--resume] [--max-steps N]
+  eval             score a model on a Shapes World split (--model --mmproj --data DIR [--json])
   info FILE.gguf   metadata, tensor names, shapes, types and sizes
   quantize IN OUT  requantize 2-D weights: --type q8_0|q4_0
   tokenize         token ids of a text (--model LM.gguf [--special] TEXT | --file F.json)
@@ -44,6 +48,10 @@ export async function main(argv: string[]): Promise<number> {
           return 2;
         }
         return await runDataShapes(rest.slice(1));
+      case 'train':
+        return await trainCommand(rest);
+      case 'eval':
+        return await evalCommand(rest);
       case 'info':
         return await info(rest);
       case 'quantize':
