@@ -30,16 +30,18 @@ export interface FetchLimits {
   readonly signal?: AbortSignal;
 }
 
-const blocked = new net.BlockList();
+// two lists: node's BlockList matches IPv4 addresses against IPv4-mapped IPv6 rules too
+const blocked4 = new net.BlockList();
+const blocked6 = new net.BlockList();
 for (const [a, p] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24],
   ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
   ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(a, p, 'ipv4');
+] as const) blocked4.addSubnet(a, p, 'ipv4');
 for (const [a, p] of [
   ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 23],
   ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
-] as const) blocked.addSubnet(a, p, 'ipv6');
+] as const) blocked6.addSubnet(a, p, 'ipv6');
 
 /**
  * Why an address may not be fetched from (loopback, private, link-local, unique-local, multicast, reserved,
@@ -50,7 +52,7 @@ export function blockedReason(address: string): string | null {
   if (v === 0) return `'${address}' is not an IP address`;
   // IPv4-mapped/-compatible IPv6 and zone ids are refused as a whole
   if (v === 6 && (address.includes('%') || /^::(ffff:)?(\d+\.){3}\d+$/i.test(address))) return `${address} is an IPv4-mapped or scoped IPv6 address`;
-  return blocked.check(address, v === 4 ? 'ipv4' : 'ipv6') ? `${address} is a loopback, private, link-local or reserved address` : null;
+  return (v === 4 ? blocked4.check(address, 'ipv4') : blocked6.check(address, 'ipv6')) ? `${address} is a loopback, private, link-local or reserved address` : null;
 }
 
 const systemResolve: Resolver = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
