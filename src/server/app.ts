@@ -104,7 +104,7 @@ export function createServer(opts: ServerOptions): VistaApp {
   const limit = bodyLimit({
     maxSize: limits.maxBodyBytes,
     onError: () => {
-      throw new HttpError(413, `request body is larger than ${limits.maxBodyBytes} bytes`, 'body_too_large');
+      throw new HttpError(413, `request body is larger than ${limits.maxBodyBytes} bytes`, 'body_too_large', null, { Connection: 'close' });
     },
   });
   app.use('/v1/*', limit);
