@@ -477,5 +477,4 @@ export class GrammarMatcher {
   accepting(): boolean {
     return this.threads.some(accepting);
   }
-
 }

@@ -76,7 +76,7 @@ function generators(rng: Rng) {
   const chat = (): unknown => {
     const body: Record<string, unknown> = { model: 'm', max_tokens: 2, messages: Array.from({ length: 1 + int(3) }, message) };
     const fields: [string, () => unknown][] = [
-      ['max_tokens', () => pick([0, -1, 1.5, 1e12, 'ten', null, 2])], ['temperature', () => pick([-1, 3, 'hot', 0.5, null, 1e400])],
+      ['max_tokens', () => pick([0, -1, 1.5, 1e12, 'ten', null, 2])], ['temperature', () => pick([-1, 3, 'hot', 0.5, null, Number('1e400')])],
       ['top_p', () => pick([-0.1, 1.1, 0.5])], ['seed', () => pick([1.5, -3, 2 ** 40, 'x'])], ['stop', () => pick(['', ['a', 'b'], Array(20).fill('x'), 7])],
       ['stream', () => pick([true, false, 'yes'])], ['n', () => pick([1, 2, 0])], ['stream_options', () => pick([{ include_usage: true }, 'x'])],
       ['tools', () => pick([weird(), [{ type: 'function', function: { name: 'f', parameters: schema() } }], [{ type: 'function', function: { name: 'bad name!' } }]])],

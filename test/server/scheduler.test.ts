@@ -91,3 +91,15 @@ test('live: client disconnect cancels generation; time limit ends with length; q
     await server.close();
   }
 });
+
+test('app.fetch works without a socket', async () => {
+  const { createServer } = await import('../../src/server/app.ts');
+  const { tinyModel } = await import('./fixture.ts');
+  const app = createServer({ model: (await tinyModel()).model, modelName: 'm', log: () => {} });
+  assert.equal((await app.fetch(new Request('http://x/health'))).status, 200);
+  const r = await app.fetch(new Request('http://x/v1/chat/completions', { method: 'POST', body: '{"messages": 3}' }));
+  assert.equal(r.status, 400);
+  const j = await r.json() as { error: { message: string; type: string; param: string; code: string } };
+  assert.equal(j.error.type, 'invalid_request_error');
+  assert.equal(j.error.param, 'messages');
+});
