@@ -20,9 +20,11 @@ export async function readJson(c: Context): Promise<unknown> {
 
 type Producer = () => AsyncGenerator<object, void, undefined>;
 
-function stream(produce: Producer, encode: (o: object) => string, end: string, log: (m: string) => void, onCancel: () => void): ReadableStream<Uint8Array> {
+function stream(c: Context, produce: Producer, encode: (o: object) => string, end: string, log: (m: string) => void, onCancel: () => void): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   let it: AsyncGenerator<object, void, undefined> | null = null;
+  // a client that goes away may never pull or cancel again: end the generation from the signal too
+  c.req.raw.signal.addEventListener('abort', onCancel, { once: true });
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       it ??= produce();
@@ -48,12 +50,12 @@ const STREAM_HEADERS = { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' 
 
 /** Server-sent events: `data: {json}\n\n` per object, then `data: [DONE]`. */
 export function eventStream(c: Context, log: (m: string) => void, produce: Producer, onCancel: () => void): Response {
-  const body = stream(produce, (o) => `data: ${JSON.stringify(o)}\n\n`, 'data: [DONE]\n\n', log, onCancel);
+  const body = stream(c, produce, (o) => `data: ${JSON.stringify(o)}\n\n`, 'data: [DONE]\n\n', log, onCancel);
   return c.newResponse(body, 200, { ...STREAM_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
 }
 
 /** Newline-delimited JSON (Ollama's streaming). */
 export function ndjsonStream(c: Context, log: (m: string) => void, produce: Producer, onCancel: () => void): Response {
-  const body = stream(produce, (o) => `${JSON.stringify(o)}\n`, '', log, onCancel);
+  const body = stream(c, produce, (o) => `${JSON.stringify(o)}\n`, '', log, onCancel);
   return c.newResponse(body, 200, { ...STREAM_HEADERS, 'content-type': 'application/x-ndjson' });
 }

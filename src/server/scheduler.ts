@@ -24,6 +24,7 @@ interface Seq<T> {
   readonly push: (r: IteratorResult<T, void> | { error: unknown }) => void;
   /** The consumer went away: end the sequence at its next turn. */
   stopped: boolean;
+  readonly ticket: Ticket;
 }
 
 /** A place in the scheduler, held from admission (before images are fetched) until the sequence ends. */
@@ -65,7 +66,7 @@ export class Scheduler {
     const buffer: (IteratorResult<T, void> | { error: unknown })[] = [];
     let wake: (() => void) | null = null;
     const seq: Seq<T> = {
-      gen, signal, stopped: false,
+      gen, signal, ticket, stopped: false,
       push: (r) => {
         buffer.push(r);
         wake?.();
@@ -119,7 +120,10 @@ export class Scheduler {
           finished = true;
         }
       }
-      if (finished) this.active.splice(this.turn, 1);
+      if (finished) {
+        this.active.splice(this.turn, 1);
+        this.release(seq.ticket); // even if its consumer never reads again
+      }
       else this.turn++;
       // let I/O (new requests, client writes, aborts) run between steps
       await new Promise<void>((r) => setImmediate(r));
@@ -133,6 +137,7 @@ export class Scheduler {
         this.waiting.splice(i, 1);
         void s.gen.return(undefined).catch(() => undefined);
         s.push({ done: true, value: undefined });
+        this.release(s.ticket);
       }
     }
   }
