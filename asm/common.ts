@@ -95,3 +95,15 @@ export function f32tof16(v: f32): u32 {
 export function zero_bytes(p: usize, n: usize): void {
   memory.fill(p, 0, n);
 }
+
+/**
+ * Shared job counter (an i32 in reserved low memory, zeroed by the JS side before each dispatch of a
+ * kernel that uses it): threads take fixed-size jobs until none are left, so a thread the OS does not
+ * schedule (a busy shared machine) delays nobody. Job boundaries never depend on which thread takes a
+ * job, so results are identical for any thread count.
+ */
+export const JOBS: usize = 1024;
+
+@inline export function nextJob(): i32 {
+  return atomic.add<i32>(JOBS, 1);
+}

@@ -1,7 +1,7 @@
 // f32 matrix products. C (M×N) (+)= A (M×K) · B (K×N) with packed panels: B is packed in blocks of
 // KC×NC into panels of 8 columns (k-major), A in micro-panels of 4 rows; a 4×8 register tile of eight
 // f32x4 accumulators runs over one K-block. Packing absorbs transA/transB and zero-pads the edges.
-import { fma, hadd4f, hsum, part } from './common';
+import { fma, hadd4f, hsum, nextJob, part } from './common';
 
 const KC: i32 = 256;
 const NC: i32 = 512;
@@ -212,22 +212,24 @@ export function gemm_f32(a: usize, transA: i32, lda: usize, strideA: usize, b: u
   c: usize, ldc: usize, strideC: usize, batch: i32, M: i32, N: i32, K: i32, accumulate: i32,
   scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
   const ws = scratch + <usize>ith * scratchStride;
-  const split = batch % nth == 0 ? 1 : nth;
-  const jobs = batch * split;
-  const j0 = <i32>((<i64>jobs * ith) / nth);
-  const j1 = <i32>((<i64>jobs * (ith + 1)) / nth);
-  for (let j = j0; j < j1; j++) {
-    const bi = j / split;
-    const s = j % split;
+  // jobs: batch × chunks of rows (M > N) or columns, ≥ 4 per thread when the sizes allow
+  const byRows = M > N;
+  let chunks = 1;
+  if (batch < 4 * nth) {
+    const want = (4 * nth + batch - 1) / batch;
+    chunks = byRows ? min(want, max(1, M / 64)) : min(want, max(1, N / 128));
+  }
+  const jobs = batch * chunks;
+  for (let j = nextJob(); j < jobs; j = nextJob()) {
+    const bi = j / chunks;
+    const s = j % chunks;
     let m0 = 0, m1 = M, n0 = 0, n1 = N;
-    if (split > 1) {
-      if (N >= M) {
-        n0 = part(N, s, split, 8);
-        n1 = part(N, s + 1, split, 8);
-      } else {
-        m0 = part(M, s, split, 4);
-        m1 = part(M, s + 1, split, 4);
-      }
+    if (byRows) {
+      m0 = part(M, s, chunks, 4);
+      m1 = part(M, s + 1, chunks, 4);
+    } else {
+      n0 = part(N, s, chunks, 8);
+      n1 = part(N, s + 1, chunks, 8);
     }
     if (m0 >= m1 || n0 >= n1) continue;
     gemmBlock(a + ((<usize>bi * strideA) << 2), transA != 0, lda, b + ((<usize>bi * strideB) << 2), transB != 0, ldb,
@@ -251,10 +253,11 @@ function gatherVec(x: usize, xs: usize, K: i32, ws: usize): usize {
 /** y[n·ys] (+)= Σ_k x[k·xs] · w[n·ldw + k] for n < N (weights as rows: the linear-layer layout) */
 export function gemv_rows(x: usize, xs: usize, w: usize, ldw: usize, y: usize, ys: usize, N: i32, K: i32, accumulate: i32,
   scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
-  const n0 = part(N, ith, nth, 4);
-  const n1 = part(N, ith + 1, nth, 4);
-  if (n0 >= n1) return;
   const xv = gatherVec(x, xs, K, scratch + <usize>ith * scratchStride);
+  for (let j = nextJob(); j * 64 < N; j = nextJob()) gemvRowsRange(xv, w, ldw, y, ys, j * 64, min(N, j * 64 + 64), K, accumulate);
+}
+
+function gemvRowsRange(xv: usize, w: usize, ldw: usize, y: usize, ys: usize, n0: i32, n1: i32, K: i32, accumulate: i32): void {
   const add = accumulate != 0;
   const rs = ldw << 2;
   const K8 = K & ~7;

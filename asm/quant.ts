@@ -2,7 +2,7 @@
 // q8_0/q4_0: activation rows are quantized to q8_0 (d = amax/127, q = roundf(x·(1/d)), d kept as f16) and
 // every block adds (Σ qa·qw)·(f16(dw)·f16(da)); f16/bf16: activations rounded to f16/bf16, f32 products.
 // Four weight rows are done at once against one activation row so their block sums share one reduction.
-import { F16_TABLE, f16tof32, f16tof32x4, f32tobf16, f32tof16, fma, hadd4f, hadd4i, part } from './common';
+import { F16_TABLE, f16tof32, f16tof32x4, f32tobf16, f32tof16, fma, hadd4f, hadd4i, nextJob, part } from './common';
 
 /** round half away from zero (C roundf), lane-wise */
 @inline function roundAway(v: v128): v128 {
@@ -120,10 +120,11 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
   const nb = K >> 5;
   const bb: usize = !isSigned<T>() ? 18 : 34;
   const rowBytes = <usize>nb * bb;
-  const n0 = part(N, ith, nth, 4);
-  const n1 = part(N, ith + 1, nth, 4);
   const add = accumulate != 0;
-  for (let n = n0; n < n1; n += 4) {
+  // jobs of 32 weight rows
+  for (let j = nextJob(); j * 32 < N; j = nextJob()) {
+  const n1 = min(N, j * 32 + 32);
+  for (let n = j * 32; n < n1; n += 4) {
     const nr = min(4, n1 - n);
     const r0 = w + <usize>n * rowBytes;
     // rows past the end repeat the last one (computed, never stored)
@@ -153,6 +154,7 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
       }
       storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), acc, nr, add);
     }
+  }
   }
 }
 
@@ -189,11 +191,12 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
 @inline function hmmImpl<T>(w: usize, N: i32, K: i32, x: usize, M: i32, c: usize, ldc: usize,
   accumulate: i32, ith: i32, nth: i32): void {
   const rowBytes = <usize>K << 1;
-  const n0 = part(N, ith, nth, 4);
-  const n1 = part(N, ith + 1, nth, 4);
   const add = accumulate != 0;
   const K8 = K & ~7;
-  for (let n = n0; n < n1; n += 4) {
+  // jobs of 32 weight rows
+  for (let j = nextJob(); j * 32 < N; j = nextJob()) {
+  const n1 = min(N, j * 32 + 32);
+  for (let n = j * 32; n < n1; n += 4) {
     const nr = min(4, n1 - n);
     const r0 = w + <usize>n * rowBytes;
     const r1 = nr > 1 ? r0 + rowBytes : r0;
@@ -231,6 +234,7 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
       }
       storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), r, nr, add);
     }
+  }
   }
 }
 

@@ -16,7 +16,7 @@ import { WasmArena } from './arena.ts';
 import { compileKernels, type WasmFlavour } from './loader.ts';
 import { Stager } from './stage.ts';
 import { matmul } from './matmul.ts';
-import { KERNELS, type Kernels } from './kernels.ts';
+import { JOBS_ADDR, KERNELS, type Kernels } from './kernels.ts';
 import { ops, SUPPORTED } from './ops.ts';
 import { WA, type WasmMemory, type WasmModule } from './wasm-api.ts';
 
@@ -54,7 +54,8 @@ export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}
   const zero = instance.exports.zero_bytes as (p: number, n: number) => void;
   arena.zero = (off, n) => zero(off, n);
   const pool = new ThreadPool(threads, module, memory, instance.exports, KERNELS);
-  const k: Kernels = { pool, arena, exports: instance.exports, stager: new Stager(arena), threads };
+  const k: Kernels = { pool, arena, exports: instance.exports, stager: new Stager(arena), threads,
+    jobs: new Int32Array(memory.buffer as SharedArrayBuffer, JOBS_ADDR, 1) };
   const features: WasmFeatures = { simd: true, relaxedSimd: flavour === 'relaxed', threads, flavour };
   const impl = ops(k);
   const backend: WasmBackend = {

@@ -21,6 +21,16 @@ export interface Kernels {
   exports: WasmExports;
   stager: Stager;
   threads: number;
+  /** the job counter of asm/common.ts (JOBS): zero it before dispatching a kernel that takes jobs */
+  jobs: Int32Array;
+}
+
+export const JOBS_ADDR = 1024;
+
+/** dispatch a kernel whose threads take jobs from the shared counter */
+export function runJobs(k: Kernels, fn: number, args: number[], nth: number): void {
+  Atomics.store(k.jobs, 0, 0);
+  k.pool.run(fn, args, nth);
 }
 
 /** threads worth using for `work` units (≈ flops or bytes): dispatch costs a few µs */

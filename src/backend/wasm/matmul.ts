@@ -5,7 +5,7 @@
  */
 import type { MatmulParams } from '../../tensor/kernels.ts';
 import { BLOCKS } from '../../tensor/dtype.ts';
-import { K as KI, threadsFor, type Kernels } from './kernels.ts';
+import { K as KI, runJobs, threadsFor, type Kernels } from './kernels.ts';
 
 type Fn = (...a: number[]) => number;
 
@@ -54,18 +54,18 @@ function matmulF32(k: Kernels, p: MatmulParams, a: number, c: number): void {
       const cb = c + 4 * bi * p.strideC;
       if (M === 1) {
         const xs = p.transA ? p.lda : 1;
-        k.pool.run(p.transB ? KI.gemv_rows : KI.gemv_cols, [ab, xs, bb, p.ldb, cb, 1, N, K, acc, s.base, s.stride], nth);
+        runJobs(k, p.transB ? KI.gemv_rows : KI.gemv_cols, [ab, xs, bb, p.ldb, cb, 1, N, K, acc, s.base, s.stride], nth);
       } else {
         // C (M×1) = A · b: A is the matrix, the column of B the vector; C strided by ldc
         const xs = p.transB ? 1 : p.ldb;
-        k.pool.run(p.transA ? KI.gemv_cols : KI.gemv_rows, [bb, xs, ab, p.lda, cb, p.ldc, M, K, acc, s.base, s.stride], nth);
+        runJobs(k, p.transA ? KI.gemv_cols : KI.gemv_rows, [bb, xs, ab, p.lda, cb, p.ldc, M, K, acc, s.base, s.stride], nth);
       }
     }
     return;
   }
   const nth = threadsFor(k, 2 * batch * M * N * K, 1 << 20);
   const s = st.scratch((k.exports.gemm_scratch_bytes as Fn)(), nth);
-  k.pool.run(KI.gemm_f32, [a, p.transA ? 1 : 0, p.lda, p.strideA, b, p.transB ? 1 : 0, p.ldb, p.strideB,
+  runJobs(k, KI.gemm_f32, [a, p.transA ? 1 : 0, p.lda, p.strideA, b, p.transB ? 1 : 0, p.ldb, p.strideB,
     c, p.ldc, p.strideC, batch, M, N, K, acc, s.base, s.stride], nth);
 }
 
@@ -95,7 +95,7 @@ function matmulQuant(k: Kernels, p: MatmulParams, a: number, c: number): void {
       if (q) k.pool.run(KI.quant_rows_q8, [ab, p.lda, p.transA ? 1 : 0, M, K, act, scales, s.base, s.stride], nthPrep);
       else k.pool.run(KI.round_rows, [ab, p.lda, p.transA ? 1 : 0, M, K, act, type === 'f16' ? 0 : 1, s.base, s.stride], nthPrep);
     }
-    if (q) k.pool.run(KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc], nth);
-    else k.pool.run(KI.hmm, [type === 'f16' ? 0 : 1, wb, N, K, act, M, cb, p.ldc, acc], nth);
+    if (q) runJobs(k, KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc], nth);
+    else runJobs(k, KI.hmm, [type === 'f16' ? 0 : 1, wb, N, K, act, M, cb, p.ldc, acc], nth);
   }
 }
