@@ -78,16 +78,21 @@ test('live: client disconnect cancels generation and frees its place', async () 
 });
 
 test('live: time limit ends with length; queue full → 429', async () => {
-  const server = await liveServer({ limits: { maxActive: 1, maxQueue: 1, timeoutMs: 400, maxTokens: 2000 } });
+  const server = await liveServer({ limits: { maxActive: 1, maxQueue: 1, timeoutMs: 150, maxTokens: 2000 } });
   try {
     const body = (n: number, stream = false) => JSON.stringify({ model: 'm', max_tokens: n, stream, temperature: 0, messages: [{ role: 'user', content: 'go' }] });
     const post = (b: string, signal?: AbortSignal) => fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: b, signal, headers: { 'content-type': 'application/json' } });
 
-    // time limit: 2000 tokens cannot fit in 400 ms → ends with 'length'
+    // time limit: a whole context (~490 tokens) does not fit in 100 ms → ends with 'length'
     const t0 = Date.now();
-    const r = await (await post(body(2000))).json() as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
-    assert.equal(r.choices[0]!.finish_reason, 'length');
-    assert.ok(r.usage.completion_tokens < 480, `${r.usage.completion_tokens} tokens: the limit did not cut`);
+    const res = await post(body(2000));
+    if (res.status === 503) assert.equal(res.headers.get('retry-after'), '1'); // a slow machine: the limit came before the first token
+    else {
+      assert.equal(res.status, 200);
+      const r = await res.json() as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
+      assert.equal(r.choices[0]!.finish_reason, 'length');
+      assert.ok(r.usage.completion_tokens < 480, `${r.usage.completion_tokens} tokens: the limit did not cut`);
+    }
     assert.ok(Date.now() - t0 < 3000);
 
     // 1 active + 1 queued; the third is refused
@@ -115,4 +120,27 @@ test('app.fetch works without a socket', async () => {
   const j = await r.json() as { error: { message: string; type: string; param: string; code: string } };
   assert.equal(j.error.type, 'invalid_request_error');
   assert.equal(j.error.param, 'messages');
+});
+
+test('prompts over the context, too many images and image bombs are 400s', async () => {
+  const { createServer } = await import('../../src/server/app.ts');
+  const { tinyModel } = await import('./fixture.ts');
+  const { model, pngDataUrl } = await tinyModel();
+  const app = createServer({ model, modelName: 'm', log: () => {}, limits: { maxImages: 2 } });
+  const post = async (messages: unknown) => {
+    const r = await app.fetch(new Request('http://x/v1/chat/completions', { method: 'POST', body: JSON.stringify({ max_tokens: 2, messages }) }));
+    return { status: r.status, message: ((await r.json()) as { error?: { message: string } }).error?.message ?? '' };
+  };
+  const long = await post([{ role: 'user', content: 'red circle '.repeat(400) }]);
+  assert.equal(long.status, 400);
+  assert.match(long.message, /context/);
+  const img = { type: 'image_url', image_url: { url: pngDataUrl } };
+  const many = await post([{ role: 'user', content: [img, img, img] }]);
+  assert.equal(many.status, 400);
+  assert.match(many.message, /too many images/);
+  // a PNG header claiming 100000×100000 pixels
+  const bomb = Buffer.from('89504e470d0a1a0a0000000d49484452000186a0000186a00802000000', 'hex');
+  const b = await post([{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${bomb.toString('base64')}` } }] }]);
+  assert.equal(b.status, 400);
+  assert.match(b.message, /pixels/);
 });
