@@ -8,6 +8,7 @@ import { chat } from './commands/chat.ts';
 import { runDataShapes } from '../data/cli.ts';
 import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
+import { runServe } from './commands/serve.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -15,6 +16,7 @@ Usage: vista <command> [options]
 
 Commands:
   start            what \`npm start\` runs
+  serve            OpenAI- and Ollama-compatible HTTP server (--model --mmproj --host --port ...)
   chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
   data shapes      generate Shapes World data (--n N --out DIR --seed S [--size 128])
   train CONFIG     train a VLM in stages (vision, lm, align, instruct) [--resume] [--max-steps N]
@@ -42,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
         return start();
       case 'chat':
         return await chat(rest);
+      case 'serve':
+        return await runServe(rest);
       case 'data':
         if (rest[0] !== 'shapes') {
           console.error("vista: 'vista data' has one generator: vista data shapes --n N --out DIR --seed S");
