@@ -4,6 +4,8 @@
  */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   engine: () => import('./engine.ts'),
+  runtime: () => import('./runtime.ts'),
+  serve: () => import('./serve.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);
