@@ -4,7 +4,7 @@
  */
 import { VistaError } from '../errors.ts';
 import { info, logits, quantizeCmd, tokenize } from './commands/gguf-tools.ts';
-import { chat } from './commands/chat.ts';
+import { chat, defaultModelPaths } from './commands/chat.ts';
 import { runDataShapes } from '../data/cli.ts';
 import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
@@ -15,7 +15,7 @@ const USAGE = `vista — vision-language models in TypeScript
 Usage: vista <command> [options]
 
 Commands:
-  start            what \`npm start\` runs
+  start            serve the bundled default model (what \`npm start\` runs)
   serve            OpenAI- and Ollama-compatible HTTP server (--model --mmproj --host --port ...)
   chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
   data shapes      generate Shapes World data (--n N --out DIR --seed S [--size 128])
@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return 0;
       case 'start':
-        return start();
+        return await start(rest);
       case 'chat':
         return await chat(rest);
       case 'serve':
@@ -75,8 +75,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function start(): number {
-  console.log('vista: the bundled default model is not trained yet (see the training issue), so there is nothing to serve.');
-  console.log('What works today: the tensor engine and its benchmarks (`npm run bench -- engine`) and the test suite (`npm test`).');
-  return 0;
+/** `npm start`: serve the bundled default model (OpenAI/Ollama API and the web UI), or say what is missing. */
+async function start(argv: string[]): Promise<number> {
+  if (!defaultModelPaths()) {
+    console.log('vista: the bundled default model (models/vista-shapes.gguf + models/mmproj-vista-shapes.gguf) is not trained yet,');
+    console.log('so there is nothing to serve. Train it with `npm run train:default`, or serve any GGUF model:');
+    console.log('  vista serve --model LM.gguf --mmproj mmproj.gguf');
+    return 0;
+  }
+  return runServe(argv);
 }
