@@ -22,6 +22,7 @@ import { chatCompletions, listModels, type RouteContext } from './openai.ts';
 import { ollamaChat, ollamaTags } from './ollama.ts';
 import type { Connector, Resolver } from './net.ts';
 import type { GrammarLimits } from './grammar.ts';
+import { uiRoutes } from './ui/routes.ts';
 
 export interface ServerLimits {
   /** Largest request body in bytes (413 above). */
@@ -89,6 +90,7 @@ export function createServer(opts: ServerOptions): VistaApp {
     throw new HttpError(404, `no route for ${c.req.method} ${c.req.path}`, 'not_found');
   });
 
+  app.route('/', uiRoutes()); // the web chat UI: GET / and /ui/*
   app.get('/health', (c) => c.json({ status: 'ok', model: opts.modelName, ...scheduler.stats }));
 
   if (opts.apiKey) {
