@@ -6,6 +6,13 @@ import {
   SKIP, attachViaPicker, endSse, launchBrowser, outputPath, png, says, sendMessage, startSse, trap, uiServer, writeText, type UiServer,
 } from './harness.ts';
 
+// Browser globals for the page.evaluate / waitForFunction callbacks (they run in Chromium, not in Node),
+// declared for this module only so the project keeps its Node-only type environment.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any, window: any, DataTransfer: any, ClipboardEvent: any, DragEvent: any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+type HTMLImageElement = { src: string; alt: string };
+
 if (SKIP) console.log(`# skipping the web UI tests: ${SKIP}`);
 
 describe('web UI (scripted completions)', { skip: SKIP }, () => {
@@ -157,6 +164,7 @@ describe('web UI (scripted completions)', { skip: SKIP }, () => {
     const pt = (await page.locator('.annotated .ov-point').boundingBox())!;
     near(pt.x + pt.width / 2, img.x + 0.75 * img.width, 'point x');
     near(pt.y + pt.height / 2, img.y + 0.25 * img.height, 'point y');
+    assert.equal(await page.locator('.annotated .ov-point .ov-label').innerText(), 'cup');
     assert.equal(await page.locator('.annotated .ov-box').count(), 1);
     assert.equal(await page.locator('.annotated .ov-point').count(), 1);
     assert.equal(await assistantText(page), 'The blue block is at [100, 200, 500, 800] and the cup at [750, 250].');

@@ -191,28 +191,41 @@ const GEOM_RE = new RegExp(
 
 const inGrid = (...v) => v.every((n) => Number.isFinite(n) && n >= 0 && n <= 1000);
 
-function labelBefore(text, index, fallback) {
-  const line = text.slice(text.lastIndexOf('\n', index - 1) + 1, index);
-  const words = line.replace(/["'{}(),:=*_`-]+/g, ' ').replace(/\b(bbox(_2d)?|box|point|at|is|are|the|a|an|in|coordinates?)\b/gi, ' ').trim().split(/\s+/).filter(Boolean);
+/**
+ * A short label for a box or point at text[index, end): a JSON `"label": "…"` in the same object, else the last
+ * words before it (since the previous box or point), else `fallback`.
+ */
+function labelFor(text, from, index, end, fallback) {
+  const open = text.lastIndexOf('{', index);
+  const close = text.indexOf('}', end);
+  if (open >= from && close >= 0) {
+    const obj = text.slice(open, close + 1);
+    const m = /"(?:label|name|object|text)"\s*:\s*"([^"\n]{1,40})"/.exec(obj);
+    if (m) return m[1].slice(0, 24);
+  }
+  const line = text.slice(Math.max(from, text.lastIndexOf('\n', index - 1) + 1), index);
+  const words = line.replace(/\b(bbox(_2d)?|box|point|at|is|are|and|the|a|an|in|of|located|position|coordinates?|label)\b/gi, ' ')
+    .replace(/[^\p{L}\s]+/gu, ' ').trim().split(/\s+/).filter(Boolean);
   const label = words.slice(-3).join(' ');
-  return /[a-z]/i.test(label) ? label.slice(0, 24) : fallback;
+  return label ? label.slice(0, 24) : fallback;
 }
 
 /** Boxes and points (0–1000 grid) in an answer's text. */
 function findGeometry(text) {
   const boxes = [];
   const points = [];
-  for (let m; (m = GEOM_RE.exec(text));) {
+  let from = 0;
+  for (let m; (m = GEOM_RE.exec(text)); from = GEOM_RE.lastIndex) {
     if (m[1] !== undefined) {
       const [a, b, c, d] = [m[1], m[2], m[3], m[4]].map(Number);
       const x0 = Math.min(a, c), x1 = Math.max(a, c), y0 = Math.min(b, d), y1 = Math.max(b, d);
-      if (inGrid(x0, y0, x1, y1) && x1 > x0 && y1 > y0) boxes.push({ x0, y0, x1, y1, label: labelBefore(text, m.index, String(boxes.length + 1)) });
+      if (inGrid(x0, y0, x1, y1) && x1 > x0 && y1 > y0) boxes.push({ x0, y0, x1, y1, label: labelFor(text, from, m.index, GEOM_RE.lastIndex, String(boxes.length + 1)) });
     } else if (m[5] !== undefined) {
       const x = Number(m[5]), y = Number(m[6]);
       if (inGrid(x, y)) points.push({ x, y, click: true, label: `click ${x},${y}` });
     } else {
       const x = Number(m[7]), y = Number(m[8]);
-      if (inGrid(x, y)) points.push({ x, y, click: false, label: labelBefore(text, m.index, `${x},${y}`) });
+      if (inGrid(x, y)) points.push({ x, y, click: false, label: labelFor(text, from, m.index, GEOM_RE.lastIndex, `${x},${y}`) });
     }
   }
   return { boxes, points };
