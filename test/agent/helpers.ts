@@ -1,7 +1,11 @@
 /** Shared by the agent tests: a scripted model, a connection-counting trap on 127.0.0.1, text rendered into PNGs. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
+import { readGGUF, tensorData, writeGGUF } from '../../src/formats/gguf.ts';
+import { VisionLanguageModel } from '../../src/runtime/vlm.ts';
+import { writeTinyVlm, type TinyVlmFiles } from '../helpers/tiny-vlm.ts';
 import type { AgentModel } from '../../src/agent/loop.ts';
 import type { Message } from '../../src/runtime/vlm.ts';
 import type { GenerationEvent } from '../../src/runtime/generate.ts';
@@ -54,4 +58,23 @@ export async function textPng(lines: readonly string[], opts: { width?: number; 
   const circle = opts.circle ? `<circle cx="${width / 2}" cy="${height - 44}" r="30" fill="#e02020"/>` : '';
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#fff"/>${text}${circle}</svg>`;
   return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+let tiny: Promise<{ files: TinyVlmFiles; model: VisionLanguageModel }> | null = null;
+
+/**
+ * The tiny random VLM of test/helpers, with its LM's context raised from 512 to 4096 positions (a metadata
+ * rewrite of the GGUF; random weights and RoPE do not care): tool definitions in the prompt take ~1 token
+ * per character with its 400-token vocabulary.
+ */
+export function tinyAgentModel(): Promise<{ files: TinyVlmFiles; model: VisionLanguageModel }> {
+  tiny ??= (async () => {
+    const files = await writeTinyVlm();
+    const f = readGGUF(readFileSync(files.model));
+    const metadata = { ...f.metadata, 'llama.context_length': 4096 };
+    const tensors = f.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: tensorData(f, t) }));
+    writeFileSync(files.model, writeGGUF({ metadata, metadataTypes: f.metadataTypes, tensors, alignment: f.alignment }));
+    return { files, model: await VisionLanguageModel.load({ model: files.model, mmproj: files.mmproj }) };
+  })();
+  return tiny;
 }
