@@ -13,9 +13,10 @@ import { getRequestListener } from '@hono/node-server';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { uiRoutes } from '../../src/server/ui/routes.ts';
 
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium (override with VISTA_CHROMIUM). */
+export const CHROMIUM = process.env.VISTA_CHROMIUM || '/usr/bin/chromium';
 /** Why the browser tests are skipped, or false when they run. */
-export const SKIP: string | false = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the web UI tests`;
+export const SKIP: string | false = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or set VISTA_CHROMIUM to run the web UI browser tests`;
 
 export const OUTPUT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tmp/test-output/ui');
 
