@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { runAgent, type AgentResult, type ConfirmRequest } from '../../src/agent/loop.ts';
-import { createPolicy, type Policy } from '../../src/agent/policy.ts';
+import { createPolicy, type Policy, type PolicyConfig } from '../../src/agent/policy.ts';
 import { ToolRegistry, type AgentTool } from '../../src/agent/tools.ts';
 import { imageTools } from '../../src/agent/tools/image-tools.ts';
 import type { Message } from '../../src/runtime/vlm.ts';
@@ -180,7 +180,8 @@ test('conversation content cannot flip the policy: decisions are identical with 
     return r.calls.map((c) => `${c.name}:${c.decision}:${c.status}`);
   };
   const clean = await textPng(['a red circle'], { circle: true });
-  for (const config of [{}, { tools: { delete_files: 'deny' as const } }, { sideEffecting: 'confirm' as const, tools: { fetch_url: { trusted: 'allow' as const, tainted: 'deny' as const } } }]) {
+  const configs: PolicyConfig[] = [{}, { tools: { delete_files: 'deny' } }, { sideEffecting: 'confirm', tools: { fetch_url: { trusted: 'allow', tainted: 'deny' } } }];
+  for (const config of configs) {
     const policy = createPolicy(config);
     const before = JSON.stringify(policy);
     const baseline = await decisions(policy, 'Click the red circle', clean);
