@@ -38,7 +38,7 @@ test('act: prints the tool calls, writes the tool images to --out, prints the an
   const lines = t.out().split('\n');
   const calls = lines.filter((l) => l.startsWith('→ '));
   assert.ok(calls.length >= 1, t.out());
-  assert.match(calls[0]!, /^→ (click|crop|zoom) \{.*\}  \[allow\]$/);
+  assert.match(calls[0]!, /^→ (click|crop|zoom) \{.*\} {2}\[allow\]$/);
   assert.match(t.out(), /← ok: .*\(image → .*01-(click|crop|zoom)\.png\)/);
   const written = readdirSync(out);
   assert.ok(written.length >= 1);
