@@ -102,8 +102,13 @@ export function zero_bytes(p: usize, n: usize): void {
  * schedule (a busy shared machine) delays nobody. Job boundaries never depend on which thread takes a
  * job, so results are identical for any thread count.
  */
-export const JOBS: usize = 1024;
+export const JOBS: usize = 256;
 
 @inline export function nextJob(): i32 {
   return atomic.add<i32>(JOBS, 1);
+}
+
+/** end of the static data the compiler placed from --memoryBase (must stay below F16_TABLE) */
+export function data_end(): usize {
+  return __data_end;
 }

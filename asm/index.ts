@@ -2,7 +2,7 @@
 // shared memory; parallel kernels take (ith, nth) last and do their share of the work.
 export * from "./gemm";
 export * from "./quant";
-export { f16_table_init, zero_bytes } from "./common";
+export { data_end, f16_table_init, zero_bytes } from "./common";
 export * from "./nn";
 export * from "./unary";
 export * from "./layout";

@@ -1,6 +1,8 @@
 // Compiles the AssemblyScript kernels in asm/ into build/wasm/: `vista-relaxed.wasm` (SIMD + threads +
 // relaxed SIMD, fused multiply-add) and `vista-simd.wasm` (SIMD + threads, plain mul+add). Both import one
 // shared memory and allocate nothing: every buffer, scratch included, is handed in by the JS side.
+// Memory map (see src/backend/wasm/index.ts): [256, 260) job counter, [4096, data_end) the standard
+// library's static tables (f64 math), [65536, 327680) the f16→f32 table, then the arena.
 // Skips the work when both outputs are newer than every asm/ source (pass --force to rebuild).
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -42,7 +44,7 @@ if (todo.length) {
       '--outFile', path.join(outDir, b.file),
       '--textFile', path.join(outDir, b.file.replace(/\.wasm$/, '.wat')),
       '--enable', b.features,
-      '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536',
+      '--importMemory', '--sharedMemory', '--memoryBase', '4096', '--initialMemory', '1', '--maximumMemory', '65536',
       '--runtime', 'stub', '--noAssert', '--use', 'abort=', '--optimizeLevel', '3', '--shrinkLevel', '0',
     ];
     const { error, stderr } = await asc.main(args, {});

@@ -41,7 +41,8 @@ export interface WasmBackend extends Backend {
   close(): void;
 }
 
-// low memory kept out of the arena: 64 KiB (null pointers stay invalid), then the f16→f32 table (256 KiB)
+// low memory kept out of the arena: [0, 64 KiB) = null page, job counter (256) and the compiler's static
+// data (from 4096, checked below); then the f16→f32 table (256 KiB)
 const RESERVED = 64 * 1024 + 256 * 1024;
 
 export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}): WasmBackend {
@@ -49,6 +50,8 @@ export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}
   const maxPages = opts.maxPages ?? 65536;
   const memory = new WA.Memory({ initial: Math.min(maxPages, 256), maximum: maxPages, shared: true });
   const instance = new WA.Instance(module, { env: { memory } });
+  const dataEnd = (instance.exports.data_end as () => number)();
+  if (dataEnd > 65536) throw new Error(`internal: wasm static data ends at ${dataEnd}, past the f16 table at 65536`);
   (instance.exports.f16_table_init as () => void)();
   const arena = new WasmArena(memory, RESERVED, maxPages);
   const zero = instance.exports.zero_bytes as (p: number, n: number) => void;

@@ -25,7 +25,7 @@ export interface Kernels {
   jobs: Int32Array;
 }
 
-export const JOBS_ADDR = 1024;
+export const JOBS_ADDR = 256;
 
 /** dispatch a kernel whose threads take jobs from the shared counter */
 export function runJobs(k: Kernels, fn: number, args: number[], nth: number): void {
