@@ -4,7 +4,7 @@
  * cannot validate), every call block is kept with what is wrong with it, so the agent can refuse it and say
  * why: a model that was not constrained (or a scripted one) must not make a call vanish silently.
  */
-import { TOOL_CLOSE, TOOL_OPEN, validatesAgainst } from '../server/constrain.ts';
+import { TOOL_CLOSE, TOOL_OPEN, validatesAgainst } from '../runtime/constrain.ts';
 import type { ToolRegistry } from './tools.ts';
 
 export interface ProposedCall {

@@ -9,7 +9,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { RGBImage } from '../image/image.ts';
-import type { ToolSpec } from '../server/constrain.ts';
+import type { ToolSpec } from '../runtime/constrain.ts';
 
 /** One piece of a tool's result: text, or an image that is shown to the model as an image part. */
 export type ToolContent = { readonly type: 'text'; readonly text: string } | { readonly type: 'image'; readonly image: RGBImage };

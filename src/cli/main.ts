@@ -9,6 +9,7 @@ import { runDataShapes } from '../data/cli.ts';
 import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
 import { runServe } from './commands/serve.ts';
+import { runAct } from './commands/act.ts';
 
 const USAGE = `vista — vision-language models in TypeScript
 
@@ -17,6 +18,7 @@ Usage: vista <command> [options]
 Commands:
   start            serve the bundled default model (what \`npm start\` runs)
   serve            OpenAI- and Ollama-compatible HTTP server (--model --mmproj --host --port ...)
+  act              run the agent on an image (--image a.png [--mcp cfg.json] [--confirm] "Click the red circle")
   chat             ask about images (--model LM.gguf --mmproj P.gguf --image a.png "prompt")
   data shapes      generate Shapes World data (--n N --out DIR --seed S [--size 128])
   train CONFIG     train a VLM in stages (vision, lm, align, instruct) [--resume] [--max-steps N]
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         return await chat(rest);
       case 'serve':
         return await runServe(rest);
+      case 'act':
+        return await runAct(rest);
       case 'data':
         if (rest[0] !== 'shapes') {
           console.error("vista: 'vista data' has one generator: vista data shapes --n N --out DIR --seed S");

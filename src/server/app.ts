@@ -21,7 +21,7 @@ import { Scheduler } from './scheduler.ts';
 import { chatCompletions, listModels, type RouteContext } from './openai.ts';
 import { ollamaChat, ollamaTags } from './ollama.ts';
 import type { Connector, Resolver } from './net.ts';
-import type { GrammarLimits } from './grammar.ts';
+import type { GrammarLimits } from '../runtime/grammar.ts';
 import { uiRoutes } from './ui/routes.ts';
 
 export interface ServerLimits {

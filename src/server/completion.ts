@@ -8,8 +8,8 @@ import type { VisionLanguageModel } from '../runtime/vlm.ts';
 import { Sampler, type SamplerOptions } from '../runtime/sampler.ts';
 import type { Scheduler } from './scheduler.ts';
 import { resolveImages, type ImageLimits, type WireMessage } from './images.ts';
-import { ConstrainedSampler, TokenTexts, TOOL_OPEN, parseToolCalls, responseFormatGrammar, toolCallGrammar, type ParsedCall, type ToolSpec } from './constrain.ts';
-import type { GNode, GrammarLimits } from './grammar.ts';
+import { ConstrainedSampler, TokenTexts, TOOL_OPEN, parseToolCalls, responseFormatGrammar, toolCallGrammar, type ParsedCall, type ToolSpec } from '../runtime/constrain.ts';
+import type { GNode, GrammarLimits } from '../runtime/grammar.ts';
 
 export interface CompletionRequest {
   readonly messages: readonly WireMessage[];

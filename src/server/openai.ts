@@ -6,7 +6,7 @@ import type { Context } from 'hono';
 import { ChatCompletionRequest } from './schema.ts';
 import { runCompletion, type CompletionContext, type CompletionEvent, type CompletionRequest, type Usage } from './completion.ts';
 import type { WireMessage, WirePart } from './images.ts';
-import type { ParsedCall } from './constrain.ts';
+import type { ParsedCall } from '../runtime/constrain.ts';
 import { errorResponse } from './errors.ts';
 import { eventStream, readJson } from './http.ts';
 

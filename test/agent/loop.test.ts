@@ -6,7 +6,7 @@ import { ToolRegistry, type AgentTool } from '../../src/agent/tools.ts';
 import { imageTools } from '../../src/agent/tools/image-tools.ts';
 import { solidImage } from '../../src/image/index.ts';
 import { VisionLanguageModel } from '../../src/runtime/vlm.ts';
-import { validatesAgainst } from '../../src/server/constrain.ts';
+import { validatesAgainst } from '../../src/runtime/constrain.ts';
 import type { TinyVlmFiles } from '../helpers/tiny-vlm.ts';
 import { call, scriptedModel, tinyAgentModel } from './helpers.ts';
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { GrammarMatcher, schemaGrammar, type GNode } from '../../src/server/grammar.ts';
-import { parseToolCalls, toolCallGrammar } from '../../src/server/constrain.ts';
+import { GrammarMatcher, schemaGrammar, type GNode } from '../../src/runtime/grammar.ts';
+import { parseToolCalls, toolCallGrammar } from '../../src/runtime/constrain.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { InputError } from '../../src/errors.ts';
 

@@ -7,7 +7,7 @@
  * tokens as the sampler's top-k would keep; only when none of them fits does it scan the whole vocabulary.
  */
 import { z } from 'zod';
-import { Sampler, allCandidates, topK, type SamplerOptions } from '../runtime/sampler.ts';
+import { Sampler, allCandidates, topK, type SamplerOptions } from './sampler.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { GrammarMatcher, alt, lit, rep, schemaGrammar, seq, textThen, type GNode, type GrammarLimits } from './grammar.ts';
 
