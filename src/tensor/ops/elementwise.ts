@@ -37,13 +37,13 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return affine(a, 1, b);
   const out = binaryForward('add', a, b);
-  return record(out, 'add', [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+  return record(out, 'add', [a, b], (g) => [a.requiresGrad ? sumTo(g, a.shape) : null, b.requiresGrad ? sumTo(g, b.shape) : null]);
 }
 
 export function sub(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return affine(a, 1, -b);
   const out = binaryForward('sub', a, b);
-  return record(out, 'sub', [a, b], (g) => [sumTo(g, a.shape), b.requiresGrad ? sumTo(scale(g, -1), b.shape) : null]);
+  return record(out, 'sub', [a, b], (g) => [a.requiresGrad ? sumTo(g, a.shape) : null, b.requiresGrad ? sumTo(scale(g, -1), b.shape) : null]);
 }
 
 export function mul(a: Tensor, b: Tensor | number): Tensor {

@@ -6,6 +6,7 @@ import { ShapeError } from '../../errors.ts';
 import { backendFor } from '../kernels.ts';
 import { record } from '../autograd.ts';
 import { Tensor, isGradEnabled, numel } from '../tensor.ts';
+import { keep } from '../storage.ts';
 import { contiguous, reshape, permute } from './view.ts';
 import { matmul } from './matmul.ts';
 import { add, mul } from './elementwise.ts';
@@ -184,21 +185,30 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     });
     return out;
   }
-  // differentiable path: GQA by viewing q as (B, Hkv, group·Tq, D)
+  // differentiable path: GQA by viewing q as (B, Hkv, group·Tq, D); the scale goes on q (T·D values)
+  // rather than on the scores (T·T values)
   const group = H / Hkv;
-  const qg = reshape(contiguous(q), [B, Hkv, group * Tq, D]);
+  const qg = reshape(mul(q, scale), [B, Hkv, group * Tq, D]);
   let s = matmul(qg, permute(k, [0, 1, 3, 2])); // (B, Hkv, group·Tq, Tk)
   const bias = maskBias(B, Tq, Tk, group, opts.causal, qPos0, opts.keyMask ?? null);
-  s = bias ? add(mul(s, scale), bias) : mul(s, scale);
+  if (bias) s = add(s, bias);
   const p = softmax(s);
   const o = matmul(p, v); // (B, Hkv, group·Tq, D)
   return permute(reshape(o, [B, H, Tq, D]), [0, 2, 1, 3]); // (B, Tq, H, D)
 }
 
+// causal masks depend only on their shape: build each once (kept out of tidy scopes)
+const causalMasks = new Map<string, Tensor>();
+
 /** Additive mask (B, 1, group·Tq, Tk) with -inf where attention is not allowed, or null if none. */
 function maskBias(B: number, Tq: number, Tk: number, group: number, causal: boolean, qPos0: number,
   keyMask: Uint8Array | null): Tensor | null {
   if (!causal && !keyMask) return null;
+  const key = `${Tq},${Tk},${group},${qPos0}`;
+  if (!keyMask) {
+    const hit = causalMasks.get(key);
+    if (hit && !hit.storage.freed) return hit;
+  }
   const m = Tensor.zeros([keyMask ? B : 1, 1, group * Tq, Tk]);
   const d = m.data;
   const nb = keyMask ? B : 1;
@@ -210,6 +220,13 @@ function maskBias(B: number, Tq: number, Tk: number, group: number, causal: bool
         if (blocked) d[(b * group * Tq + r) * Tk + j] = -Infinity;
       }
     }
+  if (!keyMask) {
+    if (causalMasks.size > 64) {
+      for (const t of causalMasks.values()) t.dispose();
+      causalMasks.clear();
+    }
+    causalMasks.set(key, keep(m));
+  }
   return m;
 }
 
