@@ -95,7 +95,11 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   const [N, K] = w.shape as [number, number];
   if (x.shape[x.ndim - 1] !== K) throw new ShapeError(`linear: input [${x.shape.join(', ')}] × weight [${N}, ${K}]`);
   let y: Tensor;
-  if (w.dtype === 'f32') y = matmul(x, transpose(w));
+  if (w.dtype === 'f32') {
+    // one (rows × K)·(K × N) product, not a batch of per-sample products sharing W: W's panels are packed
+    // once, and W's gradient is a single product over all rows instead of a batch reduced afterwards
+    y = x.ndim === 2 ? matmul(x, transpose(w)) : reshape(matmul(reshape(x, [-1, K]), transpose(w)), [...x.shape.slice(0, -1), N]);
+  }
   else {
     const x2 = contiguous(reshape(x, [-1, K]));
     const rows = x2.shape[0]!;
