@@ -18,7 +18,7 @@ import { Stager } from './stage.ts';
 import { matmul } from './matmul.ts';
 import { JOBS_ADDR, KERNELS, type Kernels } from './kernels.ts';
 import { ops, SUPPORTED } from './ops.ts';
-import { WA, type WasmMemory, type WasmModule } from './wasm-api.ts';
+import { WA } from './wasm-api.ts';
 
 export interface WasmBackendOptions {
   /** 'auto' (default): relaxed SIMD when the runtime accepts it, else plain SIMD */
