@@ -124,32 +124,10 @@ function packB(dst: usize, b: usize, ldb: usize, transB: bool, k0: i32, kc: i32,
 function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc4: usize, mr: i32, nr: i32, add: bool, tile: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let k = 0;
-  for (; k + 2 <= kc; k += 2) {
-    let b0 = v128.load(pb);
-    let b1 = v128.load(pb, 16);
-    let a = v128.load32_splat(pa);
-    c00 = fma(a, b0, c00); c01 = fma(a, b1, c01);
-    a = v128.load32_splat(pa, 4);
-    c10 = fma(a, b0, c10); c11 = fma(a, b1, c11);
-    a = v128.load32_splat(pa, 8);
-    c20 = fma(a, b0, c20); c21 = fma(a, b1, c21);
-    a = v128.load32_splat(pa, 12);
-    c30 = fma(a, b0, c30); c31 = fma(a, b1, c31);
-    b0 = v128.load(pb, 32);
-    b1 = v128.load(pb, 48);
-    a = v128.load32_splat(pa, 16);
-    c00 = fma(a, b0, c00); c01 = fma(a, b1, c01);
-    a = v128.load32_splat(pa, 20);
-    c10 = fma(a, b0, c10); c11 = fma(a, b1, c11);
-    a = v128.load32_splat(pa, 24);
-    c20 = fma(a, b0, c20); c21 = fma(a, b1, c21);
-    a = v128.load32_splat(pa, 28);
-    c30 = fma(a, b0, c30); c31 = fma(a, b1, c31);
-    pa += 32;
-    pb += 64;
-  }
-  if (k < kc) {
+  // one k step per iteration: 2 B vectors + 4 broadcasts + 8 accumulators stay in 14 xmm registers
+  // (unrolling by 2 lets binaryen nest the FMAs and V8 then hoists all loads of both steps: spills)
+  const end = pa + (<usize>kc << 4);
+  for (; pa < end; pa += 16) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
@@ -160,6 +138,7 @@ function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc4: usize, mr: i32, nr
     c20 = fma(a, b0, c20); c21 = fma(a, b1, c21);
     a = v128.load32_splat(pa, 12);
     c30 = fma(a, b0, c30); c31 = fma(a, b1, c31);
+    pb += 32;
   }
   if (mr == 4 && nr == 8) {
     put(c, c00, add); put(c + 16, c01, add); c += ldc4;
