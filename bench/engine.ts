@@ -11,27 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { log, median, root, sharedDir, type Figure } from './common.ts';
 import { createWasmBackend, type WasmBackend } from '../src/backend/wasm/index.ts';
 import type { MatmulParams } from '../src/tensor/kernels.ts';
 import type { DType } from '../src/tensor/dtype.ts';
-
-interface Figure {
-  name: string;
-  threads: number;
-  value: number;
-  unit: string;
-  ref: { name: string; value: number } | null;
-}
-
-const log = (...a: unknown[]): void => console.error(...a);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** median seconds per call over `samples` samples of ≥ minMs each (after warm-up) */
 function timeIt(fn: () => void, samples: number, minMs: number): number {
@@ -137,8 +120,7 @@ type TorchResult = { by_threads: Record<string, { matmul_gflops?: Record<string,
 
 function torchRef(quick: boolean): TorchResult | null {
   const py = '/usr/bin/python3';
-  const shared = process.env.VISTA_SHARED ?? path.resolve(root, '..', 'shared');
-  const script = path.join(shared, 'bench', 'torch_ref.py');
+  const script = path.join(sharedDir, 'bench', 'torch_ref.py');
   if (!existsSync(script)) {
     log(`PyTorch reference: ${script} not found (set VISTA_SHARED)`);
     return null;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { log, median, root, sharedDir as shared, type Figure } from './common.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { openGGUF } from '../src/platform/gguf-file.ts';
 import { loadLlamaGGUF } from '../src/runtime/gguf-llama.ts';
@@ -20,26 +20,9 @@ import { argmaxLogits } from '../src/runtime/sampler.ts';
 import { VisionTower } from '../src/models/vit.ts';
 import { Rng, randn, noGrad, tidy } from '../src/tensor/index.ts';
 
-interface Figure {
-  name: string;
-  threads: number;
-  value: number;
-  unit: string;
-  ref: { name: string; value: number } | null;
-}
-
-const log = (...a: unknown[]): void => console.error(...a);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = process.env.VISTA_SHARED ?? path.resolve(root, '..', 'shared');
 const cacheDir = path.join(root, '.bench');
 const PROMPT = 128;
 const GEN = 64;
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** The same deterministic prompt as llama_ref.mjs: BOS + LCG ids in [259, vocab). */
 function makePrompt(n: number, vocab: number): number[] {
@@ -119,7 +102,8 @@ function llamaRef(files: string[], threads: number[], reps: number): LlamaRef | 
 /** Peak RSS (MB) of a fresh process that loads the model and generates, measured by the OS. */
 function rssPeak(file: string, threads: number): number {
   const child = `
-    import { initBackend } from ${JSON.stringify(path.join(root, 'src/backend/index.ts'))};
+    import { log, median, root, sharedDir as shared, type Figure } from './common.ts';
+import { initBackend } from ${JSON.stringify(path.join(root, 'src/backend/index.ts'))};
     import { openGGUF } from ${JSON.stringify(path.join(root, 'src/platform/gguf-file.ts'))};
     import { loadLlamaGGUF } from ${JSON.stringify(path.join(root, 'src/runtime/gguf-llama.ts'))};
     import { greedyTokens } from ${JSON.stringify(path.join(root, 'src/runtime/generate.ts'))};

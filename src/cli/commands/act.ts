@@ -19,7 +19,7 @@ import { connectMcp, loadAgentConfig, type McpConnection } from '../../agent/mcp
 import { describeTaint, isTainted } from '../../agent/taint.ts';
 import { printable } from '../../agent/display.ts';
 import { parse } from '../args.ts';
-import { defaultModelPaths } from './chat.ts';
+import { resolveModelPaths } from './chat.ts';
 
 const USAGE = `Usage: vista act --image a.png [--model LM.gguf --mmproj P.gguf] [options] "instruction"
 
@@ -67,12 +67,7 @@ export async function runAct(argv: string[], io: ActIO = { stdout: process.stdou
   for (const f of images) if (!existsSync(f)) throw new InputError(`image not found: ${f}`);
   const choice = values['tool-choice'] ?? 'auto';
   if (choice !== 'auto' && choice !== 'required' && choice !== 'none') throw new InputError(`--tool-choice must be auto, required or none, got '${choice}'`);
-  let { model, mmproj } = values;
-  if (!model) {
-    const d = defaultModelPaths();
-    if (!d) throw new InputError('no --model given and the bundled default model is not in models/ (train it with `npm run train:default`)');
-    ({ model, mmproj } = { model: d.model, mmproj: mmproj ?? d.mmproj });
-  }
+  const { model, mmproj } = resolveModelPaths(values.model, values.mmproj);
   if (!mmproj) throw new InputError('--image needs --mmproj (the vision part of the model)');
 
   const config = values.mcp ? await loadAgentConfig(values.mcp) : null;

@@ -19,6 +19,14 @@ export function defaultModelPaths(): { model: string; mmproj: string } | null {
   return null;
 }
 
+/** --model/--mmproj as given, or the bundled default model when no --model is named. */
+export function resolveModelPaths(model: string | undefined, mmproj: string | undefined): { model: string; mmproj: string | undefined } {
+  if (model) return { model, mmproj };
+  const d = defaultModelPaths();
+  if (!d) throw new InputError('no --model given and the bundled default model is not in models/ (train it with `npm run train:default`)');
+  return { model: d.model, mmproj: mmproj ?? d.mmproj };
+}
+
 const USAGE = `Usage: vista chat [--model LM.gguf --mmproj P.gguf] [--image a.png ...] [options] ["prompt"]
 
 Without a prompt, starts an interactive chat (images given with --image go with the first message).
@@ -48,13 +56,7 @@ export async function chat(argv: string[]): Promise<number> {
     stats: { type: 'boolean' },
   }, USAGE);
   if (values.help) return void console.log(USAGE), 0;
-  let model = values.model;
-  let mmproj = values.mmproj;
-  if (!model) {
-    const d = defaultModelPaths();
-    if (!d) throw new InputError('no --model given and the bundled default model is not in models/ (train it with `npm run train:default`)');
-    ({ model, mmproj } = { model: d.model, mmproj: mmproj ?? d.mmproj });
-  }
+  const { model, mmproj } = resolveModelPaths(values.model, values.mmproj);
   const images = values.image ?? [];
   if (images.length && !mmproj) throw new InputError('--image needs --mmproj (the vision part of the model)');
   for (const f of images) if (!existsSync(f)) throw new InputError(`image not found: ${f}`);

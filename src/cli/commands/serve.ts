@@ -5,7 +5,7 @@ import { VisionLanguageModel } from '../../runtime/vlm.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from '../../server/app.ts';
 import { serve } from '../../server/serve.ts';
 import { parse } from '../args.ts';
-import { defaultModelPaths } from './chat.ts';
+import { resolveModelPaths } from './chat.ts';
 
 const USAGE = `Usage: vista serve [--model LM.gguf --mmproj P.gguf] [options]
 
@@ -41,13 +41,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'allow-private-urls': { type: 'boolean' },
   }, USAGE);
   if (values.help) return void console.log(USAGE), 0;
-  let model = values.model;
-  let mmproj = values.mmproj;
-  if (!model) {
-    const d = defaultModelPaths();
-    if (!d) throw new InputError('no --model given and the bundled default model is not in models/ (train it with `npm run train:default`)');
-    ({ model, mmproj } = { model: d.model, mmproj: mmproj ?? d.mmproj });
-  }
+  const { model, mmproj } = resolveModelPaths(values.model, values.mmproj);
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeout !== undefined && !(timeout > 0)) throw new InputError(`--timeout must be a number of seconds > 0, got '${values.timeout}'`);
   const limits: Partial<ServerLimits> = Object.fromEntries(Object.entries({
