@@ -76,25 +76,63 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
 }
 
 // T selects the weight type at compile time: i8 = q8_0, u8 = q4_0; u16 = f16, i16 = bf16
-// weight block decoders: 32 elements as four i16x8
-@inline function q8w(p: usize, i: i32): v128 {
-  return v128.load8x8_s(p + 2 + <usize>(i << 3));
+//
+// Per 32-block integer dots. An activation block is "prepared" once (p0..p4) and shared by every weight
+// row dotted with it:
+//  - q8_0, relaxed build: p = (a⁺ lo, a⁺ hi, a⁻ lo, a⁻ hi) with a⁺ = max(a, 0), a⁻ = max(−a, 0) (both 0..127,
+//    valid 7-bit operands, exact for every weight byte incl. −128): Σ w·a = Σ w·a⁺ − Σ w·a⁻ (i8·i7 dots)
+//  - q8_0, plain: p = the block as four i16x8 (i16 dots)
+//  - q4_0: the −8 offset folds into the chain's start value −8·Σa (p4); relaxed: i8 activations · u4 nibbles
+//    (7-bit operands); plain: i16 dots of widened nibbles
+
+const Q8R: bool = ASC_FEATURE_RELAXED_SIMD && false;
+const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
+@inline function rdot<T>(): bool {
+  return isSigned<T>() ? Q8R : Q4R;
 }
 
-@inline function blockDotQ8(w: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(q8w(w, 0), a0), i32x4.dot_i16x8_s(q8w(w, 1), a1)),
-    i32x4.add(i32x4.dot_i16x8_s(q8w(w, 2), a2), i32x4.dot_i16x8_s(q8w(w, 3), a3)));
+@inline function prepA<T>(qa: usize, i: i32): v128 {
+  if (rdot<T>()) {
+    const a = v128.load(qa + (<usize>(i & 1) << 4));
+    if (!isSigned<T>()) return a;
+    return i < 2 ? i8x16.max_s(a, i8x16.splat(0)) : i8x16.max_s(i8x16.neg(a), i8x16.splat(0));
+  }
+  return v128.load8x8_s(qa + (<usize>i << 3));
 }
 
-@inline function blockDotQ4(w: usize, a0: v128, a1: v128, a2: v128, a3: v128): v128 {
-  const v = v128.load(w + 2);
-  const eight = i8x16.splat(8);
-  const lo = i8x16.sub(v128.and(v, i8x16.splat(0x0f)), eight);
-  const hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), a1)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), a3)));
+/** q4_0's start value: −8·Σa of the block (lanes sum to it) */
+@inline function negSum(qa: usize, p0: v128, p1: v128, p2: v128, p3: v128): v128 {
+  if (Q4R) {
+    const c = i32x4.relaxed_dot_i8x16_i7x16_add_s(p1, i8x16.splat(8), i32x4.relaxed_dot_i8x16_i7x16_add_s(p0, i8x16.splat(8), i32x4.splat(0)));
+    return i32x4.neg(c);
+  }
+  const m8 = i16x8.splat(-8);
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(p0, m8), i32x4.dot_i16x8_s(p1, m8)),
+    i32x4.add(i32x4.dot_i16x8_s(p2, m8), i32x4.dot_i16x8_s(p3, m8)));
+}
+
+@inline function rowDot<T>(w: usize, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128): v128 {
+  if (isSigned<T>()) {
+    if (Q8R) {
+      const w0 = v128.load(w, 2), w1 = v128.load(w, 18);
+      const t = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, p1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, p0, i32x4.splat(0)));
+      const u = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, p3, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, p2, i32x4.splat(0)));
+      return i32x4.sub(t, u);
+    }
+    return i32x4.add(
+      i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(w, 2), p0), i32x4.dot_i16x8_s(v128.load8x8_s(w, 10), p1)),
+      i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(w, 18), p2), i32x4.dot_i16x8_s(v128.load8x8_s(w, 26), p3)));
+  } else {
+    const v = v128.load(w, 2);
+    const lo = v128.and(v, i8x16.splat(0x0f));
+    const hi = i8x16.shr_u(v, 4);
+    if (Q4R) {
+      return i32x4.relaxed_dot_i8x16_i7x16_add_s(p1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(p0, lo, p4));
+    }
+    return i32x4.add(
+      i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), p0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), p1)),
+      i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), p2), i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), p3), p4)));
+  }
 }
 
 /** the four rows' block scales (f16 via the lookup table: two loads each, as ggml does) */
@@ -115,12 +153,23 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
   }
 }
 
+/** one activation block against four weight rows: the rows' [Σ] as f32x4 scaled into acc */
+@inline function block4<T>(qa: usize, da: usize, w0: usize, w1: usize, w2: usize, w3: usize, ds: v128, acc: v128): v128 {
+  const p0 = prepA<T>(qa, 0), p1 = prepA<T>(qa, 1), p2 = prepA<T>(qa, 2), p3 = prepA<T>(qa, 3);
+  const p4 = !isSigned<T>() ? negSum(qa, p0, p1, p2, p3) : i32x4.splat(0);
+  const s = hadd4i(rowDot<T>(w0, p0, p1, p2, p3, p4), rowDot<T>(w1, p0, p1, p2, p3, p4),
+    rowDot<T>(w2, p0, p1, p2, p3, p4), rowDot<T>(w3, p0, p1, p2, p3, p4));
+  return fma(f32x4.convert_i32x4_s(s), f32x4.mul(ds, v128.load32_splat(da)), acc);
+}
+
 @inline function qmmImpl<T>(w: usize, N: i32, K: i32, dq: usize, dd: usize, M: i32, c: usize, ldc: usize,
   accumulate: i32, ith: i32, nth: i32): void {
   const nb = K >> 5;
   const bb: usize = !isSigned<T>() ? 18 : 34;
   const rowBytes = <usize>nb * bb;
   const add = accumulate != 0;
+  const aRow = <usize>K;
+  const dRow = <usize>nb << 2;
   // jobs of 32 weight rows
   for (let j = nextJob(); j * 32 < N; j = nextJob()) {
   const n1 = min(N, j * 32 + 32);
@@ -131,23 +180,36 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
     const r1 = nr > 1 ? r0 + rowBytes : r0;
     const r2 = nr > 2 ? r0 + 2 * rowBytes : r0;
     const r3 = nr > 3 ? r0 + 3 * rowBytes : r0;
-    for (let m = 0; m < M; m++) {
-      let qa = dq + <usize>m * <usize>K;
-      let da = dd + ((<usize>m * <usize>nb) << 2);
+    let m = 0;
+    // four activation rows share every weight block and its scales
+    for (; m + 4 <= M; m += 4) {
+      let qa = dq + <usize>m * aRow;
+      let da = dd + <usize>m * dRow;
+      let w0 = r0, w1 = r1, w2 = r2, w3 = r3;
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const ds = scales4(w0, w1, w2, w3);
+        c0 = block4<T>(qa, da, w0, w1, w2, w3, ds, c0);
+        c1 = block4<T>(qa + aRow, da + dRow, w0, w1, w2, w3, ds, c1);
+        c2 = block4<T>(qa + 2 * aRow, da + 2 * dRow, w0, w1, w2, w3, ds, c2);
+        c3 = block4<T>(qa + 3 * aRow, da + 3 * dRow, w0, w1, w2, w3, ds, c3);
+        qa += 32;
+        da += 4;
+        w0 += bb; w1 += bb; w2 += bb; w3 += bb;
+      }
+      const cp = c + ((<usize>m * ldc + <usize>n) << 2);
+      storeRow4(cp, c0, nr, add);
+      storeRow4(cp + (ldc << 2), c1, nr, add);
+      storeRow4(cp + (ldc << 3), c2, nr, add);
+      storeRow4(cp + 3 * (ldc << 2), c3, nr, add);
+    }
+    for (; m < M; m++) {
+      let qa = dq + <usize>m * aRow;
+      let da = dd + <usize>m * dRow;
       let w0 = r0, w1 = r1, w2 = r2, w3 = r3;
       let acc = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const a0 = v128.load8x8_s(qa), a1 = v128.load8x8_s(qa, 8), a2 = v128.load8x8_s(qa, 16), a3 = v128.load8x8_s(qa, 24);
-        let s: v128;
-        if (!isSigned<T>()) {
-          s = hadd4i(blockDotQ4(w0, a0, a1, a2, a3), blockDotQ4(w1, a0, a1, a2, a3),
-            blockDotQ4(w2, a0, a1, a2, a3), blockDotQ4(w3, a0, a1, a2, a3));
-        } else {
-          s = hadd4i(blockDotQ8(w0, a0, a1, a2, a3), blockDotQ8(w1, a0, a1, a2, a3),
-            blockDotQ8(w2, a0, a1, a2, a3), blockDotQ8(w3, a0, a1, a2, a3));
-        }
-        const d = f32x4.mul(scales4(w0, w1, w2, w3), v128.load32_splat(da));
-        acc = fma(f32x4.convert_i32x4_s(s), d, acc);
+        acc = block4<T>(qa, da, w0, w1, w2, w3, scales4(w0, w1, w2, w3), acc);
         qa += 32;
         da += 4;
         w0 += bb; w1 += bb; w2 += bb; w3 += bb;
