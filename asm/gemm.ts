@@ -1,49 +1,43 @@
 // f32 matrix products. C (M×N) (+)= A (M×K) · B (K×N) with packed panels: B is packed in blocks of
-// KC×NC into panels of 8 columns (k-major), A in micro-panels of 4 rows; a 4×8 register tile of eight
+// KC×NC into panels of 8 columns (k-major), A in micro-panels of 6 rows; a 6×8 register tile of twelve
 // f32x4 accumulators runs over one K-block. Packing absorbs transA/transB and zero-pads the edges.
 import { fma, hadd4f, hsum, nextJob, part } from './common';
 
 const KC: i32 = 256;
 const NC: i32 = 512;
 const PB_BYTES: i32 = KC * NC * 4;
-const PA_BYTES: i32 = 4 * KC * 4;
+const MR: i32 = 6;
+const PA_BYTES: i32 = MR * KC * 4;
 
 /** per-thread scratch bytes gemm_f32 needs */
 export function gemm_scratch_bytes(): i32 {
-  return PB_BYTES + PA_BYTES + 128;
+  return PB_BYTES + PA_BYTES + MR * 32 + 64;
 }
 
 function packA(dst: usize, a: usize, lda: usize, transA: bool, m0: i32, mr: i32, k0: i32, kc: i32): void {
+  const ds: usize = MR << 2;
   if (transA) {
     let src = a + ((<usize>k0 * lda + <usize>m0) << 2);
     const step = lda << 2;
-    if (mr == 4) {
-      for (let k = 0; k < kc; k++) {
-        v128.store(dst + (<usize>k << 4), v128.load(src));
-        src += step;
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        const d = dst + (<usize>k << 4);
-        v128.store(d, f32x4.splat(0));
-        for (let i = 0; i < mr; i++) store<f32>(d + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
-        src += step;
-      }
+    for (let k = 0; k < kc; k++) {
+      const d = dst + <usize>k * ds;
+      for (let i = 0; i < MR; i++) store<f32>(d + (<usize>i << 2), i < mr ? load<f32>(src + (<usize>i << 2)) : 0);
+      src += step;
     }
   } else {
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < MR; i++) {
       let d = dst + (<usize>i << 2);
       if (i < mr) {
         let src = a + ((<usize>(m0 + i) * lda + <usize>k0) << 2);
         for (let k = 0; k < kc; k++) {
           store<f32>(d, load<f32>(src));
           src += 4;
-          d += 16;
+          d += ds;
         }
       } else {
         for (let k = 0; k < kc; k++) {
           store<f32>(d, 0);
-          d += 16;
+          d += ds;
         }
       }
     }
@@ -120,14 +114,15 @@ function packB(dst: usize, b: usize, ldb: usize, transB: bool, k0: i32, kc: i32,
   v128.store(c, add ? f32x4.add(v128.load(c), v) : v);
 }
 
-/** 4×8 tile: C[0..mr, 0..nr] (+)= packedA (kc×4) · packedB (kc×8) */
+/** MR×8 tile (MR = 6): C[0..mr, 0..nr] (+)= packedA (kc×MR) · packedB (kc×8); twelve accumulators,
+ * two B vectors and one broadcast fill 15 xmm registers (V8 keeps xmm15 as scratch) */
 function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc4: usize, mr: i32, nr: i32, add: bool, tile: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  // one k step per iteration: 2 B vectors + 4 broadcasts + 8 accumulators stay in 14 xmm registers
-  // (unrolling by 2 lets binaryen nest the FMAs and V8 then hoists all loads of both steps: spills)
-  const end = pa + (<usize>kc << 4);
-  for (; pa < end; pa += 16) {
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  // one k step per iteration (unrolling lets binaryen nest the FMAs and V8 then hoists the loads: spills)
+  const end = pa + <usize>kc * 24;
+  for (; pa < end; pa += 24) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
@@ -138,16 +133,23 @@ function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc4: usize, mr: i32, nr
     c20 = fma(a, b0, c20); c21 = fma(a, b1, c21);
     a = v128.load32_splat(pa, 12);
     c30 = fma(a, b0, c30); c31 = fma(a, b1, c31);
+    a = v128.load32_splat(pa, 16);
+    c40 = fma(a, b0, c40); c41 = fma(a, b1, c41);
+    a = v128.load32_splat(pa, 20);
+    c50 = fma(a, b0, c50); c51 = fma(a, b1, c51);
     pb += 32;
   }
-  if (mr == 4 && nr == 8) {
+  if (mr == MR && nr == 8) {
     put(c, c00, add); put(c + 16, c01, add); c += ldc4;
     put(c, c10, add); put(c + 16, c11, add); c += ldc4;
     put(c, c20, add); put(c + 16, c21, add); c += ldc4;
-    put(c, c30, add); put(c + 16, c31, add);
+    put(c, c30, add); put(c + 16, c31, add); c += ldc4;
+    put(c, c40, add); put(c + 16, c41, add); c += ldc4;
+    put(c, c50, add); put(c + 16, c51, add);
   } else {
     v128.store(tile, c00); v128.store(tile, c01, 16); v128.store(tile, c10, 32); v128.store(tile, c11, 48);
     v128.store(tile, c20, 64); v128.store(tile, c21, 80); v128.store(tile, c30, 96); v128.store(tile, c31, 112);
+    v128.store(tile, c40, 128); v128.store(tile, c41, 144); v128.store(tile, c50, 160); v128.store(tile, c51, 176);
     for (let i = 0; i < mr; i++) {
       const ci = c + <usize>i * ldc4;
       const ti = tile + (<usize>i << 5);
@@ -171,8 +173,8 @@ function gemmBlock(a: usize, transA: bool, lda: usize, b: usize, transB: bool, l
     for (let nn = n0; nn < n1; nn += NC) {
       const nc = min(NC, n1 - nn);
       packB(pb, b, ldb, transB, k0, kc, nn, nc);
-      for (let m = m0; m < m1; m += 4) {
-        const mr = min(4, m1 - m);
+      for (let m = m0; m < m1; m += MR) {
+        const mr = min(MR, m1 - m);
         packA(pa, a, lda, transA, m, mr, k0, kc);
         const crow = c + ((<usize>m * ldc + <usize>nn) << 2);
         for (let p = 0; p < nc; p += 8) {
@@ -204,8 +206,8 @@ export function gemm_f32(a: usize, transA: i32, lda: usize, strideA: usize, b: u
     const s = j % chunks;
     let m0 = 0, m1 = M, n0 = 0, n1 = N;
     if (byRows) {
-      m0 = part(M, s, chunks, 4);
-      m1 = part(M, s + 1, chunks, 4);
+      m0 = part(M, s, chunks, MR);
+      m1 = part(M, s + 1, chunks, MR);
     } else {
       n0 = part(N, s, chunks, 8);
       n1 = part(N, s + 1, chunks, 8);
