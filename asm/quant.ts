@@ -58,19 +58,27 @@ export function quant_rows_q8(a: usize, lda: usize, transA: i32, M: i32, K: i32,
   }
 }
 
-/** Rows of A rounded to f16 (mode 0) or bf16 (mode 1) and widened back to f32, contiguous at dst + m·K·4 */
+/**
+ * Rows of A rounded to f16 (mode 0) or bf16 (mode 1) and widened back to f32, contiguous at dst + m·K·4, in the
+ * layout hmm reads: every 8 elements as [x0 x2 x4 x6 x1 x3 x5 x7] (even/odd halves of a weight vector), the
+ * K % 8 tail in order; f16 values (the 8-groups, not the tail) scaled by 2^112 (exact: |x| ≤ 65504 stays finite),
+ * so hmm widens a weight half to f32 bits with shifts only (its value then lacks that 2^112).
+ */
 export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, dst: usize, mode: i32,
   scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
   const m0 = part(M, ith, nth, 1);
   const m1 = part(M, ith + 1, nth, 1);
   const ws = scratch + <usize>ith * scratchStride;
+  const K8 = K & ~7;
+  const sc: f32 = mode == 0 ? reinterpret<f32>(0x77800000) : 1; // 2^112
   for (let m = m0; m < m1; m++) {
     const x = rowOf(a, lda, transA != 0, m, K, ws);
     const o = dst + ((<usize>m * <usize>K) << 2);
-    if (mode == 0) {
-      for (let k = 0; k < K; k++) store<f32>(o + (<usize>k << 2), f16tof32(f32tof16(load<f32>(x + (<usize>k << 2)))));
-    } else {
-      for (let k = 0; k < K; k++) store<f32>(o + (<usize>k << 2), reinterpret<f32>(f32tobf16(load<f32>(x + (<usize>k << 2))) << 16));
+    for (let k = 0; k < K; k++) {
+      const v = load<f32>(x + (<usize>k << 2));
+      const r: f32 = mode == 0 ? f16tof32(f32tof16(v)) : reinterpret<f32>(f32tobf16(v) << 16);
+      if (k < K8) store<f32>(o + ((<usize>((k & ~7) + ((k & 1) << 2) + ((k & 7) >> 1))) << 2), r * sc);
+      else store<f32>(o + (<usize>k << 2), r);
     }
   }
 }
@@ -227,27 +235,46 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
   else qmmImpl<u8>(w, N, K, dq, dd, M, c, ldc, accumulate, ith, nth);
 }
 
-@inline function halves<T>(h: v128, high: bool): v128 {
-  const u = high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h);
-  if (isSigned<T>()) return i32x4.shl(u, 16);
-  else return f16tof32x4(u);
+/** even halves of h (lanes 0,2,4,6) as f32 bits: f16 → exponent/mantissa at bits 27..13 (value·2^-112), bf16 exact */
+@inline function evenH<T>(h: v128): v128 {
+  if (isSigned<T>()) return i32x4.shl(h, 16);
+  return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), i32x4.splat(0x8fffe000));
 }
 
-@inline function hdot1<T>(w: usize, x: usize, K: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+@inline function oddH<T>(h: v128): v128 {
+  if (isSigned<T>()) return v128.and(h, i32x4.splat(0xffff0000));
+  return v128.and(i32x4.shr_s(h, 3), i32x4.splat(0x8fffe000));
+}
+
+@inline function hw<T>(h: u32): f32 {
+  return isSigned<T>() ? reinterpret<f32>(h << 16) : f16tof32(h);
+}
+
+/** exact, slow: one output with the plain conversion (rows holding f16 inf/NaN, where the shift trick is wrong) */
+@inline function hdotExact<T>(w: usize, x: usize, K: i32): f32 {
   const K8 = K & ~7;
-  for (let k = 0; k < K8; k += 8) {
-    const h = v128.load(w + (<usize>k << 1));
-    s0 = fma(halves<T>(h, false), v128.load(x + (<usize>k << 2)), s0);
-    s1 = fma(halves<T>(h, true), v128.load(x + (<usize>k << 2), 16), s1);
+  let s: f32 = 0;
+  const sc: f32 = isSigned<T>() ? 1 : reinterpret<f32>(0x07800000); // 2^-112
+  for (let k = 0; k < K8; k++) {
+    const j = (k & ~7) + ((k & 1) << 2) + ((k & 7) >> 1);
+    s += hw<T>(<u32>load<u16>(w + (<usize>k << 1))) * (load<f32>(x + (<usize>j << 2)) * sc);
   }
-  const r = f32x4.add(s0, s1);
-  let s = f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 2) + f32x4.extract_lane(r, 3);
-  for (let k = K8; k < K; k++) {
-    const h = <u32>load<u16>(w + (<usize>k << 1));
-    s += (isSigned<T>() ? reinterpret<f32>(h << 16) : f16tof32(h)) * load<f32>(x + (<usize>k << 2));
-  }
+  for (let k = K8; k < K; k++) s += hw<T>(<u32>load<u16>(w + (<usize>k << 1))) * load<f32>(x + (<usize>k << 2));
   return s;
+}
+
+/** the K % 8 tail of four rows (plain conversion, natural order) */
+@inline function htail4<T>(r0: usize, r1: usize, r2: usize, r3: usize, xr: usize, K8: i32, K: i32): v128 {
+  let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+  for (let k = K8; k < K; k++) {
+    const xk = load<f32>(xr + (<usize>k << 2));
+    const o = <usize>k << 1;
+    t0 += xk * hw<T>(<u32>load<u16>(r0 + o));
+    t1 += xk * hw<T>(<u32>load<u16>(r1 + o));
+    t2 += xk * hw<T>(<u32>load<u16>(r2 + o));
+    t3 += xk * hw<T>(<u32>load<u16>(r3 + o));
+  }
+  return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3);
 }
 
 @inline function hmmImpl<T>(w: usize, N: i32, K: i32, x: usize, M: i32, c: usize, ldc: usize,
@@ -255,6 +282,7 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
   const rowBytes = <usize>K << 1;
   const add = accumulate != 0;
   const K8 = K & ~7;
+  const xRow = <usize>K << 2;
   // jobs of 32 weight rows
   for (let j = nextJob(); j * 32 < N; j = nextJob()) {
   const n1 = min(N, j * 32 + 32);
@@ -264,37 +292,81 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
     const r1 = nr > 1 ? r0 + rowBytes : r0;
     const r2 = nr > 2 ? r0 + 2 * rowBytes : r0;
     const r3 = nr > 3 ? r0 + 3 * rowBytes : r0;
-    for (let m = 0; m < M; m++) {
-      const xr = x + ((<usize>m * <usize>K) << 2);
+    // f16 inf/NaN (exponent all ones) seen in these rows: (h << 1) ≥ 0xf800 unsigned
+    let flag = i16x8.splat(0);
+    let m = 0;
+    for (; m + 2 <= M; m += 2) {
+      const xa = x + <usize>m * xRow;
+      const xb = xa + xRow;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let k = 0; k < K8; k += 8) {
+        const xo = <usize>k << 2;
+        const o = <usize>k << 1;
+        let h = v128.load(r0 + o);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        let e = evenH<T>(h), d = oddH<T>(h);
+        a0 = fma(d, v128.load(xa + xo, 16), fma(e, v128.load(xa + xo), a0));
+        b0 = fma(d, v128.load(xb + xo, 16), fma(e, v128.load(xb + xo), b0));
+        h = v128.load(r1 + o);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        e = evenH<T>(h); d = oddH<T>(h);
+        a1 = fma(d, v128.load(xa + xo, 16), fma(e, v128.load(xa + xo), a1));
+        b1 = fma(d, v128.load(xb + xo, 16), fma(e, v128.load(xb + xo), b1));
+        h = v128.load(r2 + o);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        e = evenH<T>(h); d = oddH<T>(h);
+        a2 = fma(d, v128.load(xa + xo, 16), fma(e, v128.load(xa + xo), a2));
+        b2 = fma(d, v128.load(xb + xo, 16), fma(e, v128.load(xb + xo), b2));
+        h = v128.load(r3 + o);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        e = evenH<T>(h); d = oddH<T>(h);
+        a3 = fma(d, v128.load(xa + xo, 16), fma(e, v128.load(xa + xo), a3));
+        b3 = fma(d, v128.load(xb + xo, 16), fma(e, v128.load(xb + xo), b3));
+      }
+      let ra = hadd4f(a0, a1, a2, a3);
+      let rb = hadd4f(b0, b1, b2, b3);
+      if (K8 < K) {
+        ra = f32x4.add(ra, htail4<T>(r0, r1, r2, r3, xa, K8, K));
+        rb = f32x4.add(rb, htail4<T>(r0, r1, r2, r3, xb, K8, K));
+      }
+      storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), ra, nr, add);
+      storeRow4(c + (((<usize>m + 1) * ldc + <usize>n) << 2), rb, nr, add);
+    }
+    for (; m < M; m++) {
+      const xr = x + <usize>m * xRow;
       let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
       for (let k = 0; k < K8; k += 8) {
         const x0 = v128.load(xr + (<usize>k << 2));
         const x1 = v128.load(xr + (<usize>k << 2), 16);
         const o = <usize>k << 1;
         let h = v128.load(r0 + o);
-        s0 = fma(halves<T>(h, false), x0, s0); s0 = fma(halves<T>(h, true), x1, s0);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        s0 = fma(oddH<T>(h), x1, fma(evenH<T>(h), x0, s0));
         h = v128.load(r1 + o);
-        s1 = fma(halves<T>(h, false), x0, s1); s1 = fma(halves<T>(h, true), x1, s1);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        s1 = fma(oddH<T>(h), x1, fma(evenH<T>(h), x0, s1));
         h = v128.load(r2 + o);
-        s2 = fma(halves<T>(h, false), x0, s2); s2 = fma(halves<T>(h, true), x1, s2);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        s2 = fma(oddH<T>(h), x1, fma(evenH<T>(h), x0, s2));
         h = v128.load(r3 + o);
-        s3 = fma(halves<T>(h, false), x0, s3); s3 = fma(halves<T>(h, true), x1, s3);
+        if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.shl(h, 1));
+        s3 = fma(oddH<T>(h), x1, fma(evenH<T>(h), x0, s3));
       }
       let r = hadd4f(s0, s1, s2, s3);
-      if (K8 < K) {
-        let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
-        for (let k = K8; k < K; k++) {
-          const xk = load<f32>(xr + (<usize>k << 2));
-          const o = <usize>k << 1;
-          const h0 = <u32>load<u16>(r0 + o), h1 = <u32>load<u16>(r1 + o), h2 = <u32>load<u16>(r2 + o), h3 = <u32>load<u16>(r3 + o);
-          t0 += xk * (isSigned<T>() ? reinterpret<f32>(h0 << 16) : f16tof32(h0));
-          t1 += xk * (isSigned<T>() ? reinterpret<f32>(h1 << 16) : f16tof32(h1));
-          t2 += xk * (isSigned<T>() ? reinterpret<f32>(h2 << 16) : f16tof32(h2));
-          t3 += xk * (isSigned<T>() ? reinterpret<f32>(h3 << 16) : f16tof32(h3));
-        }
-        r = f32x4.add(r, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
-      }
+      if (K8 < K) r = f32x4.add(r, htail4<T>(r0, r1, r2, r3, xr, K8, K));
       storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), r, nr, add);
+    }
+    // rare: inf/NaN weights — redo these rows' outputs exactly
+    if (!isSigned<T>() && v128.any_true(i16x8.ge_u(flag, i16x8.splat(<i16>0xf800)))) {
+      for (let mm = 0; mm < M; mm++) {
+        const xr = x + <usize>mm * xRow;
+        for (let i = 0; i < nr; i++) {
+          const cp = c + ((<usize>mm * ldc + <usize>(n + i)) << 2);
+          const v = hdotExact<T>(r0 + <usize>i * rowBytes, xr, K);
+          store<f32>(cp, add ? load<f32>(cp) + v : v);
+        }
+      }
     }
   }
   }
@@ -309,5 +381,5 @@ export function hmm(kind: i32, w: usize, N: i32, K: i32, x: usize, M: i32, c: us
 
 // keep the single-row helper referenced for small builds
 export function hdot_f16(w: usize, x: usize, K: i32): f32 {
-  return hdot1<u16>(w, x, K);
+  return hdotExact<u16>(w, x, K);
 }
