@@ -17,12 +17,56 @@ export function gemm_scratch_bytes(): i32 {
 function packA(dst: usize, a: usize, lda: usize, transA: bool, m0: i32, mr: i32, k0: i32, kc: i32): void {
   const ds: usize = MR << 2;
   if (transA) {
+    // element (m, k) at k*lda + m: MR contiguous values per k
     let src = a + ((<usize>k0 * lda + <usize>m0) << 2);
     const step = lda << 2;
-    for (let k = 0; k < kc; k++) {
-      const d = dst + <usize>k * ds;
-      for (let i = 0; i < MR; i++) store<f32>(d + (<usize>i << 2), i < mr ? load<f32>(src + (<usize>i << 2)) : 0);
-      src += step;
+    if (mr == MR) {
+      for (let k = 0; k < kc; k++) {
+        const d = dst + <usize>k * ds;
+        v128.store(d, v128.load(src));
+        store<i64>(d, load<i64>(src, 16), 16);
+        src += step;
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        const d = dst + <usize>k * ds;
+        for (let i = 0; i < MR; i++) store<f32>(d + (<usize>i << 2), i < mr ? load<f32>(src + (<usize>i << 2)) : 0);
+        src += step;
+      }
+    }
+  } else if (mr == MR) {
+    // rows 0–3 transposed 4×4 at a time into the first 16 bytes of each k, rows 4–5 interleaved after
+    const rs = lda << 2;
+    const r0 = a + ((<usize>m0 * lda + <usize>k0) << 2);
+    const r1 = r0 + rs, r2 = r1 + rs, r3 = r2 + rs, r4 = r3 + rs, r5 = r4 + rs;
+    let d = dst;
+    let o: usize = 0;
+    const k4 = kc & ~3;
+    for (let k = 0; k < k4; k += 4) {
+      const x0 = v128.load(r0 + o), x1 = v128.load(r1 + o), x2 = v128.load(r2 + o), x3 = v128.load(r3 + o);
+      const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
+      const t1 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+      const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+      const x4 = v128.load(r4 + o), x5 = v128.load(r5 + o);
+      const u0 = v128.shuffle<f32>(x4, x5, 0, 4, 1, 5);
+      const u1 = v128.shuffle<f32>(x4, x5, 2, 6, 3, 7);
+      v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+      store<i64>(d, i64x2.extract_lane(u0, 0), 16);
+      v128.store(d, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), 24);
+      store<i64>(d, i64x2.extract_lane(u0, 1), 40);
+      v128.store(d, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), 48);
+      store<i64>(d, i64x2.extract_lane(u1, 0), 64);
+      v128.store(d, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), 72);
+      store<i64>(d, i64x2.extract_lane(u1, 1), 88);
+      d += 96;
+      o += 16;
+    }
+    for (let k = k4; k < kc; k++) {
+      store<f32>(d, load<f32>(r0 + o)); store<f32>(d, load<f32>(r1 + o), 4); store<f32>(d, load<f32>(r2 + o), 8);
+      store<f32>(d, load<f32>(r3 + o), 12); store<f32>(d, load<f32>(r4 + o), 16); store<f32>(d, load<f32>(r5 + o), 20);
+      d += 24;
+      o += 4;
     }
   } else {
     for (let i = 0; i < MR; i++) {
@@ -46,28 +90,51 @@ function packA(dst: usize, a: usize, lda: usize, transA: bool, m0: i32, mr: i32,
 
 function packB(dst: usize, b: usize, ldb: usize, transB: bool, k0: i32, kc: i32, n0: i32, nc: i32): void {
   const rs = ldb << 2;
+  if (!transB) {
+    // 4 rows at a time across all full panels: the rows are read sequentially (a panel-by-panel walk
+    // strides ldb*4 bytes per k, which defeats the prefetchers and thrashes L1 sets when ldb is a power of 2)
+    const full = nc & ~7;
+    const ps = <usize>kc << 5;
+    let k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      let src = b + ((<usize>(k0 + k) * ldb + <usize>n0) << 2);
+      let d = dst + (<usize>k << 5);
+      for (let p = 0; p < full; p += 8) {
+        v128.store(d, v128.load(src)); v128.store(d, v128.load(src, 16), 16);
+        v128.store(d, v128.load(src + rs), 32); v128.store(d, v128.load(src + rs, 16), 48);
+        v128.store(d, v128.load(src + 2 * rs), 64); v128.store(d, v128.load(src + 2 * rs, 16), 80);
+        v128.store(d, v128.load(src + 3 * rs), 96); v128.store(d, v128.load(src + 3 * rs, 16), 112);
+        src += 32;
+        d += ps;
+      }
+    }
+    for (; k < kc; k++) {
+      let src = b + ((<usize>(k0 + k) * ldb + <usize>n0) << 2);
+      let d = dst + (<usize>k << 5);
+      for (let p = 0; p < full; p += 8) {
+        v128.store(d, v128.load(src)); v128.store(d, v128.load(src, 16), 16);
+        src += 32;
+        d += ps;
+      }
+    }
+    if (full < nc) {
+      const nr = nc - full;
+      let src = b + ((<usize>k0 * ldb + <usize>(n0 + full)) << 2);
+      let d = dst + <usize>full * <usize>kc * 4;
+      for (let k = 0; k < kc; k++) {
+        v128.store(d, f32x4.splat(0));
+        v128.store(d, f32x4.splat(0), 16);
+        for (let j = 0; j < nr; j++) store<f32>(d + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
+        src += rs;
+        d += 32;
+      }
+    }
+    return;
+  }
   for (let p = 0; p < nc; p += 8) {
     const nr = min(8, nc - p);
     let d = dst + <usize>p * <usize>kc * 4;
-    if (!transB) {
-      let src = b + ((<usize>k0 * ldb + <usize>(n0 + p)) << 2);
-      if (nr == 8) {
-        for (let k = 0; k < kc; k++) {
-          v128.store(d, v128.load(src));
-          v128.store(d, v128.load(src, 16), 16);
-          src += rs;
-          d += 32;
-        }
-      } else {
-        for (let k = 0; k < kc; k++) {
-          v128.store(d, f32x4.splat(0));
-          v128.store(d, f32x4.splat(0), 16);
-          for (let j = 0; j < nr; j++) store<f32>(d + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
-          src += rs;
-          d += 32;
-        }
-      }
-    } else {
+    {
       // element (k, n) at n*ldb + k: 8 rows of B^T, transposed 4×4 at a time
       let r0 = b + ((<usize>(n0 + p) * ldb + <usize>k0) << 2);
       if (nr == 8) {
