@@ -93,7 +93,7 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
 //  - q4_0: the −8 offset folds into the chain's start value −8·Σa (p4); relaxed: i8 activations · u4 nibbles
 //    (7-bit operands); plain: i16 dots of widened nibbles
 
-const Q8R: bool = ASC_FEATURE_RELAXED_SIMD && false;
+const Q8R: bool = ASC_FEATURE_RELAXED_SIMD && true;
 const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
 @inline function rdot<T>(): bool {
   return isSigned<T>() ? Q8R : Q4R;
@@ -111,8 +111,8 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
 /** q4_0's start value: −8·Σa of the block (lanes sum to it) */
 @inline function negSum(qa: usize, p0: v128, p1: v128, p2: v128, p3: v128): v128 {
   if (Q4R) {
-    const c = i32x4.relaxed_dot_i8x16_i7x16_add_s(p1, i8x16.splat(8), i32x4.relaxed_dot_i8x16_i7x16_add_s(p0, i8x16.splat(8), i32x4.splat(0)));
-    return i32x4.neg(c);
+    // i16 lanes: |−8·(a + a')| ≤ 4064, so the row's i16 sums below stay ≤ 7620 + 4064
+    return i16x8.neg(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(p0, i8x16.splat(8)), i16x8.relaxed_dot_i8x16_i7x16_s(p1, i8x16.splat(8))));
   }
   const m8 = i16x8.splat(-8);
   return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(p0, m8), i32x4.dot_i16x8_s(p1, m8)),
@@ -122,10 +122,11 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
 @inline function rowDot<T>(w: usize, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128): v128 {
   if (isSigned<T>()) {
     if (Q8R) {
+      // i8·i7 pair sums in i16: each ≤ 2·128·127 and so is their difference (a lane is a⁺ or a⁻, never both)
       const w0 = v128.load(w, 2), w1 = v128.load(w, 18);
-      const t = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, p1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, p0, i32x4.splat(0)));
-      const u = i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, p3, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, p2, i32x4.splat(0)));
-      return i32x4.sub(t, u);
+      const d0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, p0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, p2));
+      const d1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, p1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, p3));
+      return i32x4.add(i32x4.extadd_pairwise_i16x8_s(d0), i32x4.extadd_pairwise_i16x8_s(d1));
     }
     return i32x4.add(
       i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(w, 2), p0), i32x4.dot_i16x8_s(v128.load8x8_s(w, 10), p1)),
@@ -135,7 +136,9 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
     const lo = v128.and(v, i8x16.splat(0x0f));
     const hi = i8x16.shr_u(v, 4);
     if (Q4R) {
-      return i32x4.relaxed_dot_i8x16_i7x16_add_s(p1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(p0, lo, p4));
+      // i8·u4 pair sums in i16 (|·| ≤ 3810 each), widened once
+      const d = i16x8.add(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(p0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(p1, hi)), p4);
+      return i32x4.extadd_pairwise_i16x8_s(d);
     }
     return i32x4.add(
       i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), p0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), p1)),
@@ -181,48 +184,69 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
   // jobs of 32 weight rows
   for (let j = nextJob(); j * 32 < N; j = nextJob()) {
   const n1 = min(N, j * 32 + 32);
-  for (let n = j * 32; n < n1; n += 4) {
-    const nr = min(4, n1 - n);
-    const r0 = w + <usize>n * rowBytes;
+  for (let n8 = j * 32; n8 < n1; n8 += 8) {
+    const nr8 = min(8, n1 - n8);
     // rows past the end repeat the last one (computed, never stored)
-    const r1 = nr > 1 ? r0 + rowBytes : r0;
-    const r2 = nr > 2 ? r0 + 2 * rowBytes : r0;
-    const r3 = nr > 3 ? r0 + 3 * rowBytes : r0;
-    let m = 0;
+    const rl = w + <usize>(n8 + nr8 - 1) * rowBytes;
+    const r0 = w + <usize>n8 * rowBytes;
+    const r1 = nr8 > 1 ? r0 + rowBytes : rl;
+    const r2 = nr8 > 2 ? r0 + 2 * rowBytes : rl;
+    const r3 = nr8 > 3 ? r0 + 3 * rowBytes : rl;
+    const r4 = nr8 > 4 ? r0 + 4 * rowBytes : rl;
+    const r5 = nr8 > 5 ? r0 + 5 * rowBytes : rl;
+    const r6 = nr8 > 6 ? r0 + 6 * rowBytes : rl;
+    const r7 = nr8 > 7 ? r0 + 7 * rowBytes : rl;
     // four activation rows share every weight block and its scales
-    for (; m + 4 <= M; m += 4) {
-      let qa = dq + <usize>m * aRow;
-      let da = dd + <usize>m * dRow;
-      let w0 = r0, w1 = r1, w2 = r2, w3 = r3;
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const ds = scales4(w0, w1, w2, w3);
-        c0 = block4<T>(qa, da, w0, w1, w2, w3, ds, c0);
-        c1 = block4<T>(qa + aRow, da + dRow, w0, w1, w2, w3, ds, c1);
-        c2 = block4<T>(qa + 2 * aRow, da + 2 * dRow, w0, w1, w2, w3, ds, c2);
-        c3 = block4<T>(qa + 3 * aRow, da + 3 * dRow, w0, w1, w2, w3, ds, c3);
-        qa += 32;
-        da += 4;
-        w0 += bb; w1 += bb; w2 += bb; w3 += bb;
+    for (let h = 0; h < 2; h++) {
+      const n = n8 + h * 4;
+      const nr = min(4, nr8 - h * 4);
+      if (nr <= 0) break;
+      const q0 = h ? r4 : r0, q1 = h ? r5 : r1, q2 = h ? r6 : r2, q3 = h ? r7 : r3;
+      for (let m = 0; m + 4 <= M; m += 4) {
+        let qa = dq + <usize>m * aRow;
+        let da = dd + <usize>m * dRow;
+        let w0 = q0, w1 = q1, w2 = q2, w3 = q3;
+        let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+        for (let b = 0; b < nb; b++) {
+          const ds = scales4(w0, w1, w2, w3);
+          c0 = block4<T>(qa, da, w0, w1, w2, w3, ds, c0);
+          c1 = block4<T>(qa + aRow, da + dRow, w0, w1, w2, w3, ds, c1);
+          c2 = block4<T>(qa + 2 * aRow, da + 2 * dRow, w0, w1, w2, w3, ds, c2);
+          c3 = block4<T>(qa + 3 * aRow, da + 3 * dRow, w0, w1, w2, w3, ds, c3);
+          qa += 32;
+          da += 4;
+          w0 += bb; w1 += bb; w2 += bb; w3 += bb;
+        }
+        const cp = c + ((<usize>m * ldc + <usize>n) << 2);
+        storeRow4(cp, c0, nr, add);
+        storeRow4(cp + (ldc << 2), c1, nr, add);
+        storeRow4(cp + (ldc << 3), c2, nr, add);
+        storeRow4(cp + 3 * (ldc << 2), c3, nr, add);
       }
-      const cp = c + ((<usize>m * ldc + <usize>n) << 2);
-      storeRow4(cp, c0, nr, add);
-      storeRow4(cp + (ldc << 2), c1, nr, add);
-      storeRow4(cp + (ldc << 3), c2, nr, add);
-      storeRow4(cp + 3 * (ldc << 2), c3, nr, add);
     }
-    for (; m < M; m++) {
+    // the remaining activation rows (decode: M = 1): eight weight rows share each activation block
+    for (let m = M & ~3; m < M; m++) {
       let qa = dq + <usize>m * aRow;
       let da = dd + <usize>m * dRow;
-      let w0 = r0, w1 = r1, w2 = r2, w3 = r3;
-      let acc = f32x4.splat(0);
+      let w0 = r0, w1 = r1, w2 = r2, w3 = r3, w4 = r4, w5 = r5, w6 = r6, w7 = r7;
+      let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        acc = block4<T>(qa, da, w0, w1, w2, w3, scales4(w0, w1, w2, w3), acc);
+        const p0 = prepA<T>(qa, 0), p1 = prepA<T>(qa, 1), p2 = prepA<T>(qa, 2), p3 = prepA<T>(qa, 3);
+        const p4 = !isSigned<T>() ? negSum(qa, p0, p1, p2, p3) : i32x4.splat(0);
+        const dav = v128.load32_splat(da);
+        const s = hadd4i(rowDot<T>(w0, p0, p1, p2, p3, p4), rowDot<T>(w1, p0, p1, p2, p3, p4),
+          rowDot<T>(w2, p0, p1, p2, p3, p4), rowDot<T>(w3, p0, p1, p2, p3, p4));
+        acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
+        const s2 = hadd4i(rowDot<T>(w4, p0, p1, p2, p3, p4), rowDot<T>(w5, p0, p1, p2, p3, p4),
+          rowDot<T>(w6, p0, p1, p2, p3, p4), rowDot<T>(w7, p0, p1, p2, p3, p4));
+        acc2 = fma(f32x4.convert_i32x4_s(s2), f32x4.mul(scales4(w4, w5, w6, w7), dav), acc2);
         qa += 32;
         da += 4;
-        w0 += bb; w1 += bb; w2 += bb; w3 += bb;
+        w0 += bb; w1 += bb; w2 += bb; w3 += bb; w4 += bb; w5 += bb; w6 += bb; w7 += bb;
       }
-      storeRow4(c + ((<usize>m * ldc + <usize>n) << 2), acc, nr, add);
+      const cp = c + ((<usize>m * ldc + <usize>n8) << 2);
+      storeRow4(cp, acc, min(4, nr8), add);
+      if (nr8 > 4) storeRow4(cp + 16, acc2, nr8 - 4, add);
     }
   }
   }
