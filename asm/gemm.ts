@@ -260,10 +260,11 @@ export function gemm_f32(a: usize, transA: i32, lda: usize, strideA: usize, b: u
   c: usize, ldc: usize, strideC: usize, batch: i32, M: i32, N: i32, K: i32, accumulate: i32,
   scratch: usize, scratchStride: usize, ith: i32, nth: i32): void {
   const ws = scratch + <usize>ith * scratchStride;
-  // jobs: batch × chunks of rows (M > N) or columns, ≥ 4 per thread when the sizes allow
+  // jobs: batch × chunks of rows (M > N) or columns, ≥ 4 per thread when the sizes allow (one thread: whole
+  // products, so each operand is packed once; the split never changes any element's summation order)
   const byRows = M > N;
   let chunks = 1;
-  if (batch < 4 * nth) {
+  if (nth > 1 && batch < 4 * nth) {
     const want = (4 * nth + batch - 1) / batch;
     chunks = byRows ? min(want, max(1, M / 64)) : min(want, max(1, N / 128));
   }
