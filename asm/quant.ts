@@ -319,6 +319,48 @@ export function qmm(kind: i32, w: usize, N: i32, K: i32, dq: usize, dd: usize, M
     // f16 inf/NaN (exponent all ones) seen in these rows: (h << 1) ≥ 0xf800 unsigned
     let flag = i16x8.splat(0);
     let m = 0;
+    // prefill: two weight rows × four activation rows (8 accumulators; each widened weight vector used 4×)
+    for (; m + 4 <= M; m += 4) {
+      const xa = x + <usize>m * xRow;
+      for (let p = 0; p < 2; p++) {
+        if (2 * p >= nr) break;
+        const ra = p ? r2 : r0, rb = p ? r3 : r1;
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+        for (let k = 0; k < K8; k += 8) {
+          const xo = xa + (<usize>k << 2);
+          const o = <usize>k << 1;
+          const h0 = v128.load(ra + o), h1 = v128.load(rb + o);
+          if (!isSigned<T>()) flag = i16x8.max_u(flag, i16x8.max_u(i16x8.shl(h0, 1), i16x8.shl(h1, 1)));
+          const e0 = evenH<T>(h0), o0 = oddH<T>(h0), e1 = evenH<T>(h1), o1 = oddH<T>(h1);
+          let xe = v128.load(xo), xd = v128.load(xo, 16);
+          a0 = fma(o0, xd, fma(e0, xe, a0)); b0 = fma(o1, xd, fma(e1, xe, b0));
+          xe = v128.load(xo + xRow); xd = v128.load(xo + xRow, 16);
+          a1 = fma(o0, xd, fma(e0, xe, a1)); b1 = fma(o1, xd, fma(e1, xe, b1));
+          xe = v128.load(xo + 2 * xRow); xd = v128.load(xo + 2 * xRow, 16);
+          a2 = fma(o0, xd, fma(e0, xe, a2)); b2 = fma(o1, xd, fma(e1, xe, b2));
+          xe = v128.load(xo + 3 * xRow); xd = v128.load(xo + 3 * xRow, 16);
+          a3 = fma(o0, xd, fma(e0, xe, a3)); b3 = fma(o1, xd, fma(e1, xe, b3));
+        }
+        // [ra·x0, rb·x0, ra·x1, rb·x1], [ra·x2, rb·x2, ra·x3, rb·x3]
+        const lo = hadd4f(a0, b0, a1, b1), hi = hadd4f(a2, b2, a3, b3);
+        const two = nr - 2 * p > 1;
+        for (let i = 0; i < 4; i++) {
+          const v = i < 2 ? lo : hi;
+          let sa = (i & 1) ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 0);
+          let sb = (i & 1) ? f32x4.extract_lane(v, 3) : f32x4.extract_lane(v, 1);
+          const xr = xa + <usize>i * xRow;
+          for (let k = K8; k < K; k++) {
+            const xk = load<f32>(xr + (<usize>k << 2));
+            sa += xk * hw<T>(<u32>load<u16>(ra + (<usize>k << 1)));
+            sb += xk * hw<T>(<u32>load<u16>(rb + (<usize>k << 1)));
+          }
+          const cp = c + (((<usize>m + i) * ldc + <usize>(n + 2 * p)) << 2);
+          store<f32>(cp, add ? load<f32>(cp) + sa : sa);
+          if (two) store<f32>(cp, add ? load<f32>(cp, 4) + sb : sb, 4);
+        }
+      }
+    }
     for (; m + 2 <= M; m += 2) {
       const xa = x + <usize>m * xRow;
       const xb = xa + xRow;
