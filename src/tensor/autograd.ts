@@ -19,13 +19,11 @@ export function record(out: Tensor, op: string, parents: readonly Tensor[], back
   return out;
 }
 
+/** dst += src (both contiguous, same shape), on the backend. */
 function accumulateInto(dst: Tensor, src: Tensor): void {
-  const d = dst.data;
-  const s = src.data;
   const n = dst.size;
-  const dOff = dst.offset;
-  const sOff = src.offset;
-  for (let i = 0; i < n; i++) d[dOff + i]! += s[sOff + i]!;
+  const out = dst.offset === 0 ? dst.data : dst.data.subarray(dst.offset, dst.offset + n);
+  backendFor('binary', ['f32']).binary('add', [n], dst.data, dst.offset, [1], src.data, src.offset, [1], out);
 }
 
 function contiguousCopy(t: Tensor): Tensor {

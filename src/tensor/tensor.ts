@@ -84,6 +84,8 @@ export class Tensor {
   readonly offset: number;
   readonly dtype: DType;
   readonly storage: Storage;
+  /** number of elements (shapes never change, so it is computed once) */
+  readonly size: number;
   requiresGrad = false;
   grad: Tensor | null = null;
   node: GradNode | null = null;
@@ -95,6 +97,7 @@ export class Tensor {
     this.dtype = dtype;
     this.strides = strides ?? contiguousStrides(shape);
     this.offset = offset;
+    this.size = numel(shape);
   }
 
   /** Uninitialised-to-zero tensor of `shape` (fresh storage from the active allocator). */
@@ -148,9 +151,7 @@ export class Tensor {
   get ndim(): number {
     return this.shape.length;
   }
-  get size(): number {
-    return numel(this.shape);
-  }
+
   /** The whole f32 storage array (index with `offset` and `strides`). */
   get data(): Float32Array {
     assert(this.dtype === 'f32', () => `data of a ${this.dtype} tensor; use .bytes`);
