@@ -102,8 +102,7 @@ function llamaRef(files: string[], threads: number[], reps: number): LlamaRef | 
 /** Peak RSS (MB) of a fresh process that loads the model and generates, measured by the OS. */
 function rssPeak(file: string, threads: number): number {
   const child = `
-    import { log, median, root, sharedDir as shared, type Figure } from './common.ts';
-import { initBackend } from ${JSON.stringify(path.join(root, 'src/backend/index.ts'))};
+    import { initBackend } from ${JSON.stringify(path.join(root, 'src/backend/index.ts'))};
     import { openGGUF } from ${JSON.stringify(path.join(root, 'src/platform/gguf-file.ts'))};
     import { loadLlamaGGUF } from ${JSON.stringify(path.join(root, 'src/runtime/gguf-llama.ts'))};
     import { greedyTokens } from ${JSON.stringify(path.join(root, 'src/runtime/generate.ts'))};
