@@ -13,6 +13,7 @@ export { generate, greedyTokens, type GenerateOptions, type GenerationEvent, typ
 export { Sampler, type SamplerOptions } from './runtime/sampler.ts';
 export { loadLlamaGGUF, llamaConfigFromGGUF } from './runtime/gguf-llama.ts';
 export { loadVlmGGUF, llamaToGGUF, mmprojToGGUF } from './runtime/gguf-vlm.ts';
+export { llamaToHFSafetensors, loadHFSafetensors } from './runtime/hf-llama.ts';
 export { initBackend, type BackendName, type BackendOptions } from './backend/index.ts';
 export * as tensor from './tensor/index.ts';
 export { Llama, type LlamaConfig } from './models/llama.ts';

@@ -29,6 +29,11 @@ export interface LlamaConfig {
   readonly 'rope.dimension_count'?: number;
   /** output.weight absent: logits use token_embd.weight */
   readonly tied_embeddings?: boolean;
+  /**
+   * RoPE pairing: 'norm' (adjacent pairs — llama.cpp's `llama`, whose converter permuted the Q/K rows) or
+   * 'neox' (halves — HF Llama's rotate_half on unpermuted weights). Default 'norm'.
+   */
+  readonly rope_type?: 'norm' | 'neox';
 }
 
 export function validateLlamaConfig(c: LlamaConfig): void {
@@ -78,7 +83,7 @@ export class LlamaBlock extends Module {
     const h = this.attn_norm.forward(x);
     const a = multiHeadAttention(this.attn_q.forward(h), this.attn_k.forward(h), this.attn_v.forward(h), {
       H: c['attention.head_count'], Hkv: c['attention.head_count_kv'], causal: true, pos0,
-      rope: { mode: 'norm', base: c['rope.freq_base'], nRot: c['rope.dimension_count'] },
+      rope: { mode: c.rope_type ?? 'norm', base: c['rope.freq_base'], nRot: c['rope.dimension_count'] },
       cache: cache ? cache.layers[layer]! : null, keyMask,
     });
     x = add(x, this.attn_output.forward(a));
