@@ -89,6 +89,7 @@ export function round_rows(a: usize, lda: usize, transA: i32, M: i32, K: i32, ds
 // row dotted with it:
 //  - q8_0, relaxed build: p = (a⁺ lo, a⁺ hi, a⁻ lo, a⁻ hi) with a⁺ = max(a, 0), a⁻ = max(−a, 0) (both 0..127,
 //    valid 7-bit operands, exact for every weight byte incl. −128): Σ w·a = Σ w·a⁺ − Σ w·a⁻ (i8·i7 dots)
+//    (the M = 1 decode pass instead moves a's sign onto the weights: see rowDotX)
 //  - q8_0, plain: p = the block as four i16x8 (i16 dots)
 //  - q4_0: the −8 offset folds into the chain's start value −8·Σa (p4); relaxed: i8 activations · u4 nibbles
 //    (7-bit operands); plain: i16 dots of widened nibbles
@@ -103,7 +104,9 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
   if (rdot<T>()) {
     const a = v128.load(qa + (<usize>(i & 1) << 4));
     if (!isSigned<T>()) return a;
-    return i < 2 ? i8x16.max_s(a, i8x16.splat(0)) : i8x16.max_s(i8x16.neg(a), i8x16.splat(0));
+    // a⁻ = a⁺ − a: one subtraction instead of a negation and a max
+    const ap = i8x16.max_s(a, i8x16.splat(0));
+    return i < 2 ? ap : i8x16.sub(ap, a);
   }
   return v128.load8x8_s(qa + (<usize>i << 3));
 }
@@ -162,6 +165,16 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
     if (nr > 1) store<f32>(c, (add ? load<f32>(c, 4) : 0) + f32x4.extract_lane(v, 1), 4);
     if (nr > 2) store<f32>(c, (add ? load<f32>(c, 8) : 0) + f32x4.extract_lane(v, 2), 8);
   }
+}
+
+/**
+ * q8_0 relaxed row dot by sign transfer: w·a = (w ⊕ s)·|a| + [a < 0]·|a| with s = (a < 0 ? −1 : 0), |a| ≤ 127
+ * a valid 7-bit operand and w ⊕ s = −w − 1 exact for every weight byte; the [a < 0]·|a| part (Σa⁻) is per block
+ */
+@inline function rowDotX(w: usize, u0: v128, u1: v128, s0: v128, s1: v128, one: v128): v128 {
+  const d0 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.xor(v128.load(w, 2), s0), u0);
+  const d1 = i16x8.relaxed_dot_i8x16_i7x16_s(v128.xor(v128.load(w, 18), s1), u1);
+  return i32x4.add(i32x4.dot_i16x8_s(d0, one), i32x4.dot_i16x8_s(d1, one));
 }
 
 /** one activation block against four weight rows: the rows' [Σ] as f32x4 scaled into acc */
@@ -225,6 +238,42 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
       }
     }
     // the remaining activation rows (decode: M = 1): eight weight rows share each activation block
+    if (isSigned<T>() && Q8R) {
+      // decode pass by sign transfer (rowDotX): two dots per row instead of four, Σa⁻ once per block.
+      // A splat of a runtime value: kept in a register or stack slot, not reloaded as a constant at every use
+      const one = i16x8.splat(<i16>(nb > 0 ? 1 : 0));
+      for (let m = M & ~3; m < M; m++) {
+        let qa = dq + <usize>m * aRow;
+        let da = dd + <usize>m * dRow;
+        let w0 = r0, w1 = r1, w2 = r2, w3 = r3, w4 = r4, w5 = r5, w6 = r6, w7 = r7;
+        let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
+        for (let b = 0; b < nb; b++) {
+          const a0 = v128.load(qa), a1 = v128.load(qa, 16);
+          const u0 = i8x16.abs(a0), u1 = i8x16.abs(a1);
+          const s0 = i8x16.lt_s(a0, i8x16.splat(0)), s1 = i8x16.lt_s(a1, i8x16.splat(0));
+          // −Σa⁻ of the block in every lane
+          const e = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(s0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(s1, u1)), one);
+          const e2 = i32x4.add(e, v128.shuffle<i32>(e, e, 2, 3, 0, 1));
+          const nc = i32x4.add(e2, v128.shuffle<i32>(e2, e2, 1, 0, 3, 2));
+          const dav = v128.load32_splat(da);
+          const s = i32x4.sub(hadd4i(rowDotX(w0, u0, u1, s0, s1, one), rowDotX(w1, u0, u1, s0, s1, one),
+            rowDotX(w2, u0, u1, s0, s1, one), rowDotX(w3, u0, u1, s0, s1, one)), nc);
+          acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
+          // never taken (ldc < 2^31): a block boundary, so that the second four rows' loads are not hoisted
+          // above the first four rows' arithmetic (fewer live vectors, no spills)
+          if (<i32>ldc < 0) acc = f32x4.neg(acc);
+          const s2 = i32x4.sub(hadd4i(rowDotX(w4, u0, u1, s0, s1, one), rowDotX(w5, u0, u1, s0, s1, one),
+            rowDotX(w6, u0, u1, s0, s1, one), rowDotX(w7, u0, u1, s0, s1, one)), nc);
+          acc2 = fma(f32x4.convert_i32x4_s(s2), f32x4.mul(scales4(w4, w5, w6, w7), dav), acc2);
+          qa += 32;
+          da += 4;
+          w0 += bb; w1 += bb; w2 += bb; w3 += bb; w4 += bb; w5 += bb; w6 += bb; w7 += bb;
+        }
+        const cp = c + ((<usize>m * ldc + <usize>n8) << 2);
+        storeRow4(cp, acc, min(4, nr8), add);
+        if (nr8 > 4) storeRow4(cp + 16, acc2, nr8 - 4, add);
+      }
+    } else {
     for (let m = M & ~3; m < M; m++) {
       let qa = dq + <usize>m * aRow;
       let da = dd + <usize>m * dRow;
@@ -247,6 +296,7 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
       const cp = c + ((<usize>m * ldc + <usize>n8) << 2);
       storeRow4(cp, acc, min(4, nr8), add);
       if (nr8 > 4) storeRow4(cp + 16, acc2, nr8 - 4, add);
+    }
     }
   }
   }
