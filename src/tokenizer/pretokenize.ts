@@ -116,17 +116,34 @@ export function preTokenize(text: string, regexes: readonly string[]): string[] 
 
 // ---- hand-written scanners (unicode.cpp unicode_regex_split_custom_*) -------------------------------
 
-type Scan = (ini: number, end: number, add: (len: number) => void) => void;
+/** What a scanner sees of one segment [ini, end): code points and flags (OUT / 0 outside it), and `token(to)`
+ * to emit the piece from the previous cut up to `to` (returns its length). */
+interface SegmentCursor {
+  cpt(p: number): number;
+  flags(p: number): number;
+  token(to: number): number;
+}
 
-function eachSegment(offsets: number[], scan: Scan): number[] {
+type Scan = (ini: number, end: number, cur: SegmentCursor) => void;
+
+function eachSegment(cpts: number[], offsets: number[], scan: Scan): number[] {
   const out: number[] = [];
-  const add = (len: number) => {
-    if (len > 0) out.push(len);
-  };
   let start = 0;
   for (const n of offsets) {
-    scan(start, start + n, add);
-    start += n;
+    const ini = start;
+    const end = start + n;
+    let prev = ini;
+    scan(ini, end, {
+      cpt: (p) => (p >= ini && p < end ? cpts[p]! : OUT),
+      flags: (p) => (p >= ini && p < end ? cptFlags(cpts[p]!) : 0),
+      token(to) {
+        const len = to - prev;
+        if (len > 0) out.push(len);
+        prev = to;
+        return len;
+      },
+    });
+    start = end;
   }
   return out;
 }
@@ -151,16 +168,7 @@ function contractionLength(cpts: number[], pos: number, end: number, ignoreCase:
 }
 
 function splitGpt2(cpts: number[], offsets: number[]): number[] {
-  return eachSegment(offsets, (ini, end, add) => {
-    const cpt = (p: number) => (p >= ini && p < end ? cpts[p]! : OUT);
-    const flags = (p: number) => (p >= ini && p < end ? cptFlags(cpts[p]!) : 0);
-    let prev = ini;
-    const token = (to: number) => {
-      const len = to - prev;
-      add(len);
-      prev = to;
-      return len;
-    };
+  return eachSegment(cpts, offsets, (ini, end, { cpt, flags, token }) => {
     for (let pos = ini; pos < end; ) {
       const c = cpt(pos);
       const c1 = contractionLength(cpts, pos, end, false);
@@ -204,16 +212,7 @@ function splitGpt2(cpts: number[], offsets: number[]): number[] {
 }
 
 function splitLlama3(cpts: number[], offsets: number[], maxDigits: number): number[] {
-  return eachSegment(offsets, (ini, end, add) => {
-    const cpt = (p: number) => (p >= ini && p < end ? cpts[p]! : OUT);
-    const flags = (p: number) => (p >= ini && p < end ? cptFlags(cpts[p]!) : 0);
-    let prev = ini;
-    const token = (to: number) => {
-      const len = to - prev;
-      add(len);
-      prev = to;
-      return len;
-    };
+  return eachSegment(cpts, offsets, (ini, end, { cpt, flags, token }) => {
     for (let pos = ini; pos < end; ) {
       const c = cpt(pos);
       const f = flags(pos);
