@@ -37,6 +37,21 @@ export type CompletionEvent =
   | { readonly type: 'delta'; readonly text: string }
   | { readonly type: 'done'; readonly finishReason: FinishReason; readonly content: string; readonly toolCalls: readonly ParsedCall[]; readonly usage: Usage };
 
+/**
+ * The events of a completion whose first event was already awaited (so errors up to the prefill became
+ * HTTP statuses before any byte was sent), followed by the rest.
+ */
+export async function* eventsFrom(first: IteratorResult<CompletionEvent, void>, events: AsyncGenerator<CompletionEvent, void, undefined>): AsyncGenerator<CompletionEvent, void, undefined> {
+  for (let r = first; !r.done; r = await events.next()) yield r.value;
+}
+
+/** The final event of a completion, or null when it ended without one (the client went away). */
+export async function doneEvent(first: IteratorResult<CompletionEvent, void>, events: AsyncGenerator<CompletionEvent, void, undefined>): Promise<Extract<CompletionEvent, { type: 'done' }> | null> {
+  let done: Extract<CompletionEvent, { type: 'done' }> | null = null;
+  for await (const ev of eventsFrom(first, events)) if (ev.type === 'done') done = ev;
+  return done;
+}
+
 export interface CompletionContext {
   readonly model: VisionLanguageModel;
   readonly scheduler: Scheduler;

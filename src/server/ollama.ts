@@ -1,7 +1,7 @@
 /** Ollama wire format: `POST /api/chat` (JSON or NDJSON stream, base64 `images` per message) and `GET /api/tags`. */
 import type { Context } from 'hono';
 import { OllamaChatRequest } from './schema.ts';
-import { runCompletion, type CompletionEvent, type CompletionRequest } from './completion.ts';
+import { doneEvent, eventsFrom, runCompletion, type CompletionEvent, type CompletionRequest } from './completion.ts';
 import type { WireMessage, WirePart } from './images.ts';
 import { errorResponse } from './errors.ts';
 import { ndjsonStream, readJson } from './http.ts';
@@ -54,16 +54,14 @@ export async function ollamaChat(c: Context, rc: RouteContext): Promise<Response
   });
 
   if (body.stream === false) {
-    let done: Extract<CompletionEvent, { type: 'done' }> | null = null;
-    for (let r = first; !r.done; r = await events.next()) if (r.value.type === 'done') done = r.value;
+    const done = await doneEvent(first, events);
     if (!done) return new Response(null, { status: 499 });
     return c.json(final(done, done.content));
   }
   return ndjsonStream(c, rc.log, async function* () {
     let streamed = '';
     try {
-      for (let r = first; !r.done; r = await events.next()) {
-        const ev = r.value;
+      for await (const ev of eventsFrom(first, events)) {
         if (ev.type === 'delta') {
           streamed += ev.text;
           if (ev.text) yield { ...head(), message: { role: 'assistant', content: ev.text }, done: false };

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import { ChatCompletionRequest } from './schema.ts';
-import { runCompletion, type CompletionContext, type CompletionEvent, type CompletionRequest, type Usage } from './completion.ts';
+import { doneEvent, eventsFrom, runCompletion, type CompletionContext, type CompletionRequest, type Usage } from './completion.ts';
 import type { WireMessage, WirePart } from './images.ts';
 import type { ParsedCall } from '../runtime/constrain.ts';
 import { errorResponse } from './errors.ts';
@@ -65,8 +65,7 @@ export async function chatCompletions(c: Context, rc: RouteContext): Promise<Res
   const base = { id: cid, created, model: rc.modelName, system_fingerprint: 'vista' };
 
   if (!body.stream) {
-    let done: Extract<CompletionEvent, { type: 'done' }> | null = null;
-    for (let r = first; !r.done; r = await events.next()) if (r.value.type === 'done') done = r.value;
+    const done = await doneEvent(first, events);
     if (!done) return new Response(null, { status: 499 }); // client went away
     const message = {
       role: 'assistant', content: done.toolCalls.length && !done.content ? null : done.content, refusal: null,
@@ -81,8 +80,7 @@ export async function chatCompletions(c: Context, rc: RouteContext): Promise<Res
     yield chunk({ role: 'assistant', content: '' }, null);
     let streamed = '';
     try {
-      for (let r = first; !r.done; r = await events.next()) {
-        const ev = r.value;
+      for await (const ev of eventsFrom(first, events)) {
         if (ev.type === 'delta') {
           streamed += ev.text;
           if (ev.text) yield chunk({ content: ev.text }, null);
