@@ -3,7 +3,7 @@ import { ShapeError } from '../../errors.ts';
 import { backendFor, type BinaryOp, type UnaryOp } from '../kernels.ts';
 import { record } from '../autograd.ts';
 import { Tensor, type Shape } from '../tensor.ts';
-import { sumTo } from './view.ts';
+import { expand, sumTo } from './view.ts';
 
 export function broadcastShape(a: Shape, b: Shape): number[] {
   const n = Math.max(a.length, b.length);
@@ -70,17 +70,14 @@ export function maximum(a: Tensor, b: Tensor | number): Tensor {
   const bt = asTensor(b);
   const out = binaryForward('max', a, bt);
   return record(out, 'maximum', [a, bt], (g) => {
-    const shape = out.shape;
-    const ga = Tensor.empty(shape);
-    const gb = Tensor.empty(shape);
-    const gc = g.isContiguous() ? g : g; // g from upstream ops is contiguous or strided; walk via toArray
-    const gv = gc.toArray();
-    const av = binaryForward('add', a, Tensor.zeros(shape)).data;
+    const gv = g.toArray();
+    const av = expand(a, out.shape).toArray(); // a as broadcast to the output
     const ov = out.data;
+    const ga = Tensor.empty(out.shape);
+    const gb = Tensor.empty(out.shape);
     for (let i = 0; i < gv.length; i++) {
-      const toA = av[i] === ov[i];
-      ga.data[i] = toA ? gv[i]! : 0;
-      gb.data[i] = toA ? 0 : gv[i]!;
+      if (av[i] === ov[i]) ga.data[i] = gv[i]!;
+      else gb.data[i] = gv[i]!;
     }
     return [sumTo(ga, a.shape), sumTo(gb, bt.shape)];
   });
