@@ -13,7 +13,7 @@
  */
 import { ModelFormatError } from '../errors.ts';
 import {
-  GGMLType, GGUFValueType, findTensor, getBool, getNumber, getNumberArray, getString, getU32, hasKey,
+  GGUFValueType, findTensor, getBool, getNumber, getNumberArray, getString, getU32, hasKey,
   type GGUFFile, type GGUFTypeInfo, type GGUFValue, type GGUFWriteInput, type GGUFWriteTensor,
 } from '../formats/gguf.ts';
 import { dtypeToGGML } from '../formats/ggml-types.ts';
@@ -238,4 +238,3 @@ export function loadVlmGGUF(lmFile: GGUFFile, mmprojFile: GGUFFile, read?: { lm?
   return vlm;
 }
 
-export { GGMLType };
