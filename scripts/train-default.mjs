@@ -18,8 +18,18 @@ const vista = (args) => {
 
 const t0 = Date.now();
 const dataDir = path.join(root, smoke ? 'runs/smoke/data' : 'data/shapes');
-if (!existsSync(path.join(dataDir, 'test', 'eval.jsonl')))
-  vista(['data', 'shapes', '--n', smoke ? '64' : '20000', '--out', dataDir, '--seed', '0', '--split', 'all']);
+const n = smoke ? 64 : 20000;
+// train/val alternate vista's rasterizer and the SVG (librsvg) renderer, so the model sees two anti-aliasings and
+// two digit designs; the test split is vista's renderer, and robustness sets come from the SVG renderer at other sizes
+const gen = (split, count, out, renderer, size = 128) => {
+  if (!existsSync(path.join(out, 'instruct.json')))
+    vista(['data', 'shapes', '--n', String(count), '--out', out, '--seed', '0', '--split', split, '--renderer', renderer, '--size', String(size)]);
+};
+gen('train', n, path.join(dataDir, 'train'), 'mixed');
+gen('val', smoke ? 16 : 500, path.join(dataDir, 'val'), 'mixed');
+gen('test', smoke ? 16 : 2000, path.join(dataDir, 'test'), 'ts');
+const robust = smoke ? [['svg-256', 256, 8]] : [['svg-256', 256, 2000], ['svg-96', 96, 500], ['svg-512', 512, 500]];
+for (const [name, size, count] of robust) gen('test', count, path.join(dataDir, `test-${name}`), 'svg', size);
 
 let config = path.join(root, 'configs/shapes-default.json');
 if (smoke) {
@@ -39,12 +49,20 @@ const trainMs = Date.now() - t0;
 
 const outDir = JSON.parse(readFileSync(config, 'utf8')).output.dir;
 const models = path.resolve(path.dirname(config), outDir);
+const evalOn = (dir, limit) => {
+  const t = Date.now();
+  const r = spawnSync(process.execPath, [path.join(root, 'bin/vista.js'), 'eval', '--model', path.join(models, 'vista-shapes.gguf'),
+    '--mmproj', path.join(models, 'mmproj-vista-shapes.gguf'), '--data', dir, '--json', ...(limit ? ['--limit', String(limit)] : [])],
+  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+  console.error(`eval ${path.relative(root, dir)}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  return JSON.parse(r.stdout);
+};
 const report = path.join(models, 'eval-report.json');
-const r = spawnSync(process.execPath, [path.join(root, 'bin/vista.js'), 'eval', '--model', path.join(models, 'vista-shapes.gguf'),
-  '--mmproj', path.join(models, 'mmproj-vista-shapes.gguf'), '--data', dataDir, '--split', 'test', '--json', ...(smoke ? ['--limit', '8'] : [])],
-{ cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-if (r.status !== 0) process.exit(r.status ?? 1);
-writeFileSync(report, r.stdout);
+const evals = { test: evalOn(path.join(dataDir, 'test'), smoke ? 8 : 0) };
+for (const [name] of robust) evals[`test-${name}`] = evalOn(path.join(dataDir, `test-${name}`), smoke ? 8 : 0);
+for (const e of Object.values(evals)) for (const k of ['model', 'mmproj', 'data']) e[k] = path.relative(root, e[k]);
+writeFileSync(report, `${JSON.stringify(evals, null, 2)}\n`);
 writeFileSync(path.join(models, 'train-report.json'), JSON.stringify({
   command: 'npm run train:default', smoke, seed: 0, wallClockMinutes: +(trainMs / 60000).toFixed(1),
   machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version },

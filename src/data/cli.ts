@@ -1,5 +1,5 @@
 /**
- * `vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg]
+ * `vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg|mixed]
  * [--dialogues K]`: write a Shapes World dataset. `--split all` writes DIR/train (N images), DIR/val and
  * DIR/test (N/10 each, at least 1). Prints one summary line per split; returns the exit code.
  */
@@ -9,7 +9,7 @@ import { InputError } from '../errors.ts';
 import { SPLITS, type Split } from './scene.ts';
 import { generateDataset } from './generate.ts';
 
-const USAGE = 'Usage: vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg] [--dialogues 1]';
+const USAGE = 'Usage: vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg|mixed] [--dialogues 1]';
 
 function int(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined) {
@@ -45,7 +45,7 @@ export async function runDataShapes(argv: string[]): Promise<number> {
   const split = values.split ?? 'train';
   if (split !== 'all' && !SPLITS.includes(split as Split)) throw new InputError(`--split must be train, val, test or all, got '${split}'`);
   const renderer = values.renderer ?? 'ts';
-  if (renderer !== 'ts' && renderer !== 'svg') throw new InputError(`--renderer must be ts or svg, got '${renderer}'`);
+  if (renderer !== 'ts' && renderer !== 'svg' && renderer !== 'mixed') throw new InputError(`--renderer must be ts, svg or mixed, got '${renderer}'`);
   const jobs: [Split, number, string][] = split === 'all'
     ? SPLITS.map((s) => [s, s === 'train' ? n : Math.max(1, Math.ceil(n / 10)), path.join(values.out!, s)])
     : [[split as Split, n, values.out]];

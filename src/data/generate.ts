@@ -27,8 +27,8 @@ export interface GenerateOptions {
   /** Canvas side in px. Default 128. */
   size?: number;
   split?: Split;
-  /** 'ts' (the project's rasterizer, default) or 'svg' (librsvg, the independent renderer). */
-  renderer?: 'ts' | 'svg';
+  /** 'ts' (the project's rasterizer, default), 'svg' (librsvg, the independent renderer) or 'mixed' (alternating). */
+  renderer?: 'ts' | 'svg' | 'mixed';
   /** Dialogues per image in instruct.json. Default 1. */
   dialoguesPerImage?: number;
   /** Scene sampler overrides (digit/noise/blur probabilities). */
@@ -78,7 +78,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   if (!Number.isInteger(n) || n < 1) throw new ConfigError(`n must be a positive integer, got ${n}`);
   if (!Number.isInteger(seed) || seed < 0) throw new ConfigError(`seed must be a non-negative integer, got ${seed}`);
   if (!SPLITS.includes(split)) throw new ConfigError(`split must be one of ${SPLITS.join(', ')}, got ${split}`);
-  if (renderer !== 'ts' && renderer !== 'svg') throw new ConfigError(`renderer must be 'ts' or 'svg', got ${renderer}`);
+  if (renderer !== 'ts' && renderer !== 'svg' && renderer !== 'mixed') throw new ConfigError(`renderer must be 'ts', 'svg' or 'mixed', got ${renderer}`);
   const t0 = performance.now();
   await mkdir(path.join(outDir, 'images'), { recursive: true });
   const textRng = new Rng(seed, STREAM[split] + 100); // phrasing has its own stream: images do not move when templates change
@@ -94,7 +94,8 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
     for (let k = 0; k < dialoguesPerImage; k++) instruct.push(dialogueSample(scene, dialoguesPerImage > 1 ? `${id}-${k}` : id, image, textRng));
     evals.push(...evalItems(scene, id, image, textRng));
     pending.push((async () => {
-      const img = renderer === 'ts' ? renderScene(scene) : await renderSceneSvg(scene);
+      // 'mixed': every other image from each renderer, so a model trained on it sees two anti-aliasings and digit designs
+      const img = renderer === 'ts' || (renderer === 'mixed' && i % 2 === 0) ? renderScene(scene) : await renderSceneSvg(scene);
       await writeFile(path.join(outDir, image), await encodePng(img));
     })());
     if (pending.length >= concurrency) {

@@ -14,28 +14,44 @@ interface Bigram {
   rank: number;
 }
 
+/** Token ids of recently seen words, per vocabulary (words repeat endlessly in real text). */
+const wordCache = new WeakMap<Vocab, Map<string, readonly number[]>>();
+const WORD_CACHE_MAX = 1 << 16;
+
 /** Tokenizes one raw-text fragment. Appends to `out`. */
 export function bpeTokenize(vocab: Vocab, text: string, out: number[]): void {
   const pre = vocab.pre!;
+  let cache = wordCache.get(vocab);
+  if (!cache) wordCache.set(vocab, (cache = new Map()));
   for (const raw of preTokenize(text, pre.regexes)) {
-    const word = bytesToGpt2(raw);
-    if (pre.ignoreMerges && vocab.tokenToId.has(word)) {
-      out.push(vocab.tokenToId.get(word)!);
+    const hit = cache.get(raw);
+    if (hit) {
+      for (const id of hit) out.push(id);
       continue;
     }
-    for (const piece of mergeWord(vocab, word)) {
-      const id = vocab.tokenToId.get(piece);
-      if (id !== undefined) {
-        out.push(id);
-        continue;
-      }
-      // llama.cpp looks each UTF-8 byte of the symbol up as a one-byte string; only ASCII can match.
-      for (const b of utf8Encode(piece)) {
-        const bt = b < 0x80 ? vocab.tokenToId.get(String.fromCharCode(b)) : undefined;
-        if (bt !== undefined) out.push(bt);
-      }
+    const ids = wordIds(vocab, bytesToGpt2(raw));
+    if (cache.size >= WORD_CACHE_MAX) cache.clear();
+    cache.set(raw, ids);
+    for (const id of ids) out.push(id);
+  }
+}
+
+function wordIds(vocab: Vocab, word: string): number[] {
+  const out: number[] = [];
+  if (vocab.pre!.ignoreMerges && vocab.tokenToId.has(word)) return [vocab.tokenToId.get(word)!];
+  for (const piece of mergeWord(vocab, word)) {
+    const id = vocab.tokenToId.get(piece);
+    if (id !== undefined) {
+      out.push(id);
+      continue;
+    }
+    // llama.cpp looks each UTF-8 byte of the symbol up as a one-byte string; only ASCII can match.
+    for (const b of utf8Encode(piece)) {
+      const bt = b < 0x80 ? vocab.tokenToId.get(String.fromCharCode(b)) : undefined;
+      if (bt !== undefined) out.push(bt);
     }
   }
+  return out;
 }
 
 /** The symbols of one GPT-2-alphabet word after all merges (every character is in the BMP here). */

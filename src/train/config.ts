@@ -147,7 +147,8 @@ export function stageGroups(s: StageConfig): readonly ('vision' | 'projector' | 
     case 'vision': return ['vision'];
     case 'lm': return s.lora ? ['lora'] : ['lm'];
     case 'align': return ['projector'];
-    case 'instruct': return s.lora ? ['projector', 'lora'] : ['projector', 'lm'];
+    // the vision tower is unfrozen too when the stage gives it a learning rate (LLaVA-OneVision / SmolVLM style)
+    case 'instruct': return [...(s.lr.vision !== undefined ? ['vision' as const] : []), 'projector', s.lora ? 'lora' : 'lm'];
   }
 }
 
