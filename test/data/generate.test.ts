@@ -9,6 +9,7 @@ import { runDataShapes } from '../../src/data/cli.ts';
 import { ConfigError, InputError } from '../../src/errors.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'vista-shapes-'));
+const d0 = () => path.join(root, 'bad');
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const files = (dir: string): Map<string, Buffer> => {
@@ -69,6 +70,18 @@ describe('generateDataset', () => {
     const png = readFileSync(path.join(d, 'images/test-000000.png'));
     assert.equal(png.readUInt32BE(16), 256);
     await assert.rejects(generateDataset({ n: 0, outDir: d, seed: 1 }), ConfigError);
+  });
+
+  test("'mixed' alternates the two renderers image by image over the same scenes", async () => {
+    const [t, s, m] = ['ts', 'svg', 'mixed'] as const;
+    for (const r of [t, s, m]) await generateDataset({ n: 4, outDir: path.join(root, `mix-${r}`), seed: 3, renderer: r, split: 'val' });
+    const img = (r: string, i: number) => readFileSync(path.join(root, `mix-${r}`, `images/val-00000${i}.png`));
+    for (let i = 0; i < 4; i++) {
+      assert.ok(img(m, i).equals(img(i % 2 === 0 ? t : s, i)), `image ${i}`);
+      assert.ok(!img(t, i).equals(img(s, i)), `renderers differ on image ${i}`);
+    }
+    assert.equal(readFileSync(path.join(root, 'mix-mixed/metadata.jsonl'), 'utf8'), readFileSync(path.join(root, 'mix-ts/metadata.jsonl'), 'utf8'));
+    await assert.rejects(generateDataset({ n: 1, outDir: d0(), seed: 1, renderer: 'png' as never }), ConfigError);
   });
 });
 

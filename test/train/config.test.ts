@@ -1,7 +1,7 @@
 // Training config validation: every bad field is named; defaults and derived model widths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTrainConfig, vlmConfigOf } from '../../src/train/config.ts';
+import { parseTrainConfig, stageGroups, vlmConfigOf } from '../../src/train/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { TINY_MODEL } from './helpers.ts';
 
@@ -49,6 +49,11 @@ test('learning rates must match the groups a stage trains', () => {
   fails({ ...base(), stages: [{ name: 'align', steps: 1, batchSize: 2, lr: {} }] }, /stages\[0\]\.lr\.projector: stage 'align' trains the projector group/);
   fails({ ...base(), stages: [{ name: 'align', steps: 1, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 } }] }, /stages\[0\]\.lr\.lm: stage 'align' does not train/);
   fails({ ...base(), stages: [{ name: 'instruct', steps: 1, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, lora: { rank: 4, alpha: 8 } }] }, /lr\.lora/);
+  // instruct unfreezes the vision tower only when it is given a learning rate
+  const st = (lr: Record<string, number>, lora?: object) => parseTrainConfig({ ...base(), stages: [{ name: 'instruct', steps: 1, batchSize: 2, lr, lora }] }, '/b').stages[0]!;
+  assert.deepEqual(stageGroups(st({ projector: 1e-3, lm: 1e-3 })), ['projector', 'lm']);
+  assert.deepEqual(stageGroups(st({ vision: 1e-4, projector: 1e-3, lm: 1e-3 })), ['vision', 'projector', 'lm']);
+  assert.deepEqual(stageGroups(st({ vision: 1e-4, projector: 1e-3, lora: 1e-3 }, { rank: 2, alpha: 2 })), ['vision', 'projector', 'lora']);
   fails({ ...base(), stages: [{ name: 'instruct', steps: 5, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, minLr: 1e-2 }] }, /stages\[0\]\.minLr: 0\.01 exceeds lr/);
   fails({ ...base(), stages: [{ name: 'vision', steps: 5, batchSize: 1, lr: { vision: 1e-3 } }] }, /stages\[0\]\.batchSize: contrastive/);
   fails({ ...base(), stages: [{ name: 'align', steps: 5, batchSize: 2, lr: { projector: 1e-3 }, lora: { rank: 2, alpha: 2 } }] }, /stages\[0\]\.lora/);

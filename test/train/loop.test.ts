@@ -132,6 +132,16 @@ test('stage freezing: align changes only mm.*; instruct with LoRA leaves every b
   assert.ok(!changed(p1, p3).some((k) => k.startsWith('v.')));
 });
 
+test('stage freezing: instruct with lr.vision trains the vision tower too', async () => {
+  const data = await squaresDataset();
+  const cfg = tinyConfig(data, { stages: [{ name: 'instruct', steps: 2, batchSize: 4, lr: { vision: 5e-3, projector: 5e-3, lm: 5e-3 } }] });
+  const init = await train(cfg, { progress: false, maxSteps: 0 });
+  const p0 = snapshot(init.vlm.namedParameters());
+  const done = await train(cfg, { progress: false, resume: true, maxSteps: 2 });
+  const c = changed(p0, snapshot(done.vlm.namedParameters()));
+  for (const prefix of ['v.patch_embd', 'v.blk.0.attn_q', 'mm.', 'lm.blk.0.attn_q']) assert.ok(c.some((k) => k.startsWith(prefix)), `${prefix} moved`);
+});
+
 test('right padding: a batch loss equals the token-weighted losses of its samples alone', async () => {
   const data = await squaresDataset();
   const r = await train(tinyConfig(data, { stages: [{ name: 'instruct', steps: 1, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 } }] }), { progress: false });
