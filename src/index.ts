@@ -8,7 +8,7 @@
  *   { role: 'user', content: [{ type: 'image', image: 'photo.png' }, { type: 'text', text: 'How many red objects are there?' }] },
  * ]);
  */
-export { VisionLanguageModel, type Message, type ContentPart, type ImageInput, type ChatOptions, type PreparedPrompt } from './runtime/vlm.ts';
+export { VisionLanguageModel, type Message, type ContentPart, type ImageInput, type ChatOptions, type PreparedPrompt, type RuntimeCacheOptions } from './runtime/vlm.ts';
 export { generate, greedyTokens, type GenerateOptions, type GenerationEvent, type GenerationStats, type FinishReason } from './runtime/generate.ts';
 export { Sampler, type SamplerOptions } from './runtime/sampler.ts';
 export { loadLlamaGGUF, llamaConfigFromGGUF } from './runtime/gguf-llama.ts';

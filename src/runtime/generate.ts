@@ -13,12 +13,12 @@
  *   else console.log(`\n[${ev.finishReason}]`, ev.stats);
  * }
  */
-import { InputError, ShapeError } from '../errors.ts';
+import { InputError, ShapeError, assert } from '../errors.ts';
 import type { Llama } from '../models/llama.ts';
 import type { KVCache } from '../nn/attention.ts';
 import { noGrad, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/storage.ts';
-import { slice } from '../tensor/ops/view.ts';
+import { copyInto, slice } from '../tensor/ops/view.ts';
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { Sampler, argmaxLogits, type SamplerOptions } from './sampler.ts';
 import { StopStrings } from './stop.ts';
@@ -47,13 +47,22 @@ export interface GenerateOptions {
   readonly signal?: AbortSignal;
   /** Time spent encoding images for this prompt, reported back in the stats. */
   readonly imageEncodeMs?: number;
+  /** Images run through the vision tower for this prompt (not found in a cache), reported back in the stats. */
+  readonly imagesEncoded?: number;
 }
 
 export interface GenerationStats {
+  /** The whole prompt, cached positions included. */
   promptTokens: number;
+  /**
+   * Leading prompt positions whose keys/values were reused from an earlier call (see `generateFrom`) rather
+   * than computed; the prefill ran over `promptTokens − cachedTokens` positions. Always set by `generate`.
+   */
+  cachedTokens?: number;
   /** Tokens sampled, including a stop token. */
   completionTokens: number;
   prefillMs: number;
+  /** Positions actually prefilled (cached ones excluded) per second. */
   prefillTokensPerS: number;
   /** Forward passes of single tokens after the prefill, and the time they took. */
   decodeMs: number;
@@ -61,6 +70,7 @@ export interface GenerationStats {
   /** From the first call into the generator to the first sampled token (NaN if none). */
   timeToFirstTokenMs: number;
   imageEncodeMs?: number;
+  imagesEncoded?: number;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -79,19 +89,53 @@ export type GenerationEvent =
     };
 
 /**
- * The synchronous core shared by `generate` and `greedyTokens`: a batch-1 KV cache of fixed capacity and
- * forward passes that append to it.
+ * The synchronous core shared by `generate` and `greedyTokens`: a batch-1 KV cache and forward passes that
+ * append to it. The cache is allocated at `capacity` positions (or at the first `reserve`), grows by copying
+ * when a longer continuation is reserved, and can be cut back to a prefix (`truncate`) to be reused.
  */
 export class Decoder {
-  readonly cache: KVCache;
+  private kv: KVCache | null = null;
 
-  constructor(readonly model: Llama, capacity: number) {
-    this.cache = model.newCache(1, capacity);
+  constructor(readonly model: Llama, capacity = 0) {
+    if (capacity > 0) this.kv = model.newCache(1, capacity);
+  }
+
+  get cache(): KVCache {
+    assert(this.kv, () => 'decoder: no cache yet (construct with a capacity or call reserve)');
+    return this.kv;
   }
 
   /** Positions already in the cache. */
   get length(): number {
-    return this.cache.length;
+    return this.kv?.length ?? 0;
+  }
+
+  /** Positions the cache can hold. */
+  get capacity(): number {
+    return this.kv?.capacity ?? 0;
+  }
+
+  /** Make room for `capacity` positions, keeping the ones already filled. */
+  reserve(capacity: number): void {
+    if (capacity <= this.capacity) return;
+    const grown = this.model.newCache(1, capacity);
+    const old = this.kv;
+    if (old) {
+      const n = old.length;
+      noGrad(() => tidy(() => old.layers.forEach((l, i) => {
+        copyInto(slice(grown.layers[i]!.k, 2, 0, n), slice(l.k, 2, 0, n)); // (1, Hkv, n, D)
+        copyInto(slice(grown.layers[i]!.v, 2, 0, n), slice(l.v, 2, 0, n));
+      })));
+      grown.length = n;
+      old.dispose();
+    }
+    this.kv = grown;
+  }
+
+  /** Forget every position from `length` on (the next `feed` writes there). */
+  truncate(length: number): void {
+    assert(Number.isInteger(length) && length >= 0 && length <= this.length, () => `decoder: truncate to ${length} of ${this.length} positions`);
+    if (this.kv) this.kv.length = length;
   }
 
   /**
@@ -100,19 +144,21 @@ export class Decoder {
    */
   feed(input: readonly number[] | Tensor, wantLogits: boolean): Float32Array | null {
     const m = this.model;
+    const cache = this.cache;
     return noGrad(() => tidy(() => {
       const x = Array.isArray(input) ? m.embed(input as readonly number[]) : (input as Tensor); // (1, T, E)
       const T = x.shape[1]!;
-      if (this.cache.length + T > this.cache.capacity)
-        throw new ShapeError(`decoder: ${this.cache.length} + ${T} positions exceed the cache capacity ${this.cache.capacity}`);
-      const h = m.hidden(x, { pos0: this.cache.length, cache: this.cache }); // (1, T, E)
-      this.cache.length += T;
+      if (cache.length + T > cache.capacity)
+        throw new ShapeError(`decoder: ${cache.length} + ${T} positions exceed the cache capacity ${cache.capacity}`);
+      const h = m.hidden(x, { pos0: cache.length, cache }); // (1, T, E)
+      cache.length += T;
       return wantLogits ? m.logits(slice(h, 1, T - 1, T)).toArray() : null; // (V)
     }));
   }
 
   dispose(): void {
-    this.cache.dispose();
+    this.kv?.dispose();
+    this.kv = null;
   }
 }
 
@@ -145,16 +191,55 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
  */
 export async function* generate(model: Llama, prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent, void, undefined> {
   const t0 = performance.now();
+  const plan = planGeneration(model, 0, prompt, opts);
+  const dec = new Decoder(model, plan.capacity);
+  try {
+    yield* run(dec, prompt, plan, opts, t0);
+  } finally {
+    dec.dispose();
+  }
+}
+
+/**
+ * `generate` continuing a decoder whose cache already holds the first `dec.length` positions of the prompt:
+ * `rest` is the prompt after them (at least one position — its last logits start sampling). The cache grows
+ * as needed and is left to the caller, holding the prompt and every sampled token that was fed back (all
+ * but the last); the stats report `cachedTokens` = the positions that were already there.
+ */
+export async function* generateFrom(dec: Decoder, rest: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent, void, undefined> {
+  const t0 = performance.now();
+  const plan = planGeneration(dec.model, dec.length, rest, opts);
+  dec.reserve(plan.capacity);
+  yield* run(dec, rest, plan, opts, t0);
+}
+
+interface Plan {
+  /** positions already in the cache, and the whole prompt */
+  cached: number;
+  T: number;
+  /** cache positions this generation may fill: prompt + maxTokens, at most the context */
+  capacity: number;
+  maxTokens: number;
+  batchSize: number;
+}
+
+function planGeneration(model: Llama, cached: number, rest: Prompt, opts: GenerateOptions): Plan {
   const maxTokens = opts.maxTokens ?? 256;
   const batchSize = opts.batchSize ?? 512;
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InputError(`maxTokens must be an integer ≥ 1, got ${maxTokens}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be an integer ≥ 1, got ${batchSize}`);
-  const T = promptLength(model, prompt);
+  const T = cached + promptLength(model, rest);
   const ctx = model.config.context_length;
   if (T > ctx) throw new InputError(`prompt of ${T} tokens exceeds the model's context length ${ctx}`);
-  const tok = opts.tokenizer;
-  if (opts.stopStrings?.length && !tok) throw new InputError('stopStrings need a tokenizer to turn tokens into text');
+  if (opts.stopStrings?.length && !opts.tokenizer) throw new InputError('stopStrings need a tokenizer to turn tokens into text');
+  return { cached, T, capacity: Math.min(T + maxTokens, ctx), maxTokens, batchSize };
+}
 
+/** Prefill `rest` (positions plan.cached … T−1) into `dec`, then sample until a stop, the limit or an abort. */
+async function* run(dec: Decoder, rest: Prompt, plan: Plan, opts: GenerateOptions, t0: number): AsyncGenerator<GenerationEvent, void, undefined> {
+  const { cached, T, capacity, maxTokens, batchSize } = plan;
+  const R = T - cached;
+  const tok = opts.tokenizer;
   const sampler = opts.sampler instanceof Sampler ? opts.sampler : new Sampler(opts.sampler);
   const stopIds = new Set(opts.stopTokens ?? []);
   if (tok && !opts.ignoreEos) for (const id of tok.eogIds) stopIds.add(id);
@@ -162,81 +247,77 @@ export async function* generate(model: Llama, prompt: Prompt, opts: GenerateOpti
   const stops = new StopStrings(opts.stopStrings ?? []);
   const signal = opts.signal;
 
-  const capacity = Math.min(T + maxTokens, ctx);
-  const dec = new Decoder(model, capacity);
   let finish: FinishReason | null = null;
   let stoppedBy: { token: number } | { string: string } | undefined;
   let completion = 0;
   let ttft = NaN;
   let decodeMs = 0;
   let decodeSteps = 0;
-  try {
-    if ('ids' in prompt) for (const id of prompt.ids) sampler.accept(id);
+  if ('ids' in rest) for (const id of rest.ids) sampler.accept(id);
 
-    const tp = performance.now();
-    let logits: Float32Array | null = null;
-    for (let s = 0; s < T && !finish; s += batchSize) {
-      if (signal?.aborted) finish = 'abort';
-      else {
-        const e = Math.min(T, s + batchSize);
-        const chunk = 'ids' in prompt ? prompt.ids.slice(s, e) : slice(prompt.embeddings, 1, s, e); // (1, e−s, E)
-        logits = dec.feed(chunk, e === T);
-        if (e < T) await nextTick();
-      }
+  const tp = performance.now();
+  let logits: Float32Array | null = null;
+  for (let s = 0; s < R && !finish; s += batchSize) {
+    if (signal?.aborted) finish = 'abort';
+    else {
+      const e = Math.min(R, s + batchSize);
+      const chunk = 'ids' in rest ? rest.ids.slice(s, e) : slice(rest.embeddings, 1, s, e); // (1, e−s, E)
+      logits = dec.feed(chunk, e === R);
+      if (e < R) await nextTick();
     }
-    const prefillMs = performance.now() - tp;
-
-    while (!finish) {
-      if (signal?.aborted) {
-        finish = 'abort';
-        break;
-      }
-      const id = sampler.sample(logits!);
-      sampler.accept(id);
-      completion++;
-      if (completion === 1) ttft = performance.now() - t0;
-      if (stopIds.has(id)) {
-        finish = 'stop';
-        stoppedBy = { token: id };
-        break;
-      }
-      const r = stops.push(text ? text.push(id) : '');
-      yield { type: 'token', id, text: r.text };
-      if (r.stop !== null) {
-        finish = 'stop';
-        stoppedBy = { string: r.stop };
-        break;
-      }
-      if (completion >= maxTokens || dec.length >= capacity) {
-        finish = 'length';
-        break;
-      }
-      await nextTick(); // let aborts, timers and other requests run between steps
-      if (signal?.aborted) {
-        finish = 'abort';
-        break;
-      }
-      const td = performance.now();
-      logits = dec.feed([id], true);
-      decodeMs += performance.now() - td;
-      decodeSteps++;
-    }
-
-    const tail = stoppedBy && 'string' in stoppedBy ? '' : stops.push(text?.flush() ?? '').text + stops.flush();
-    const stats: GenerationStats = {
-      promptTokens: T,
-      completionTokens: completion,
-      prefillMs,
-      prefillTokensPerS: prefillMs > 0 ? (T / prefillMs) * 1000 : 0,
-      decodeMs,
-      decodeTokensPerS: decodeMs > 0 ? (decodeSteps / decodeMs) * 1000 : 0,
-      timeToFirstTokenMs: ttft,
-      ...(opts.imageEncodeMs !== undefined ? { imageEncodeMs: opts.imageEncodeMs } : {}),
-    };
-    yield { type: 'done', finishReason: finish, text: tail, ...(stoppedBy ? { stoppedBy } : {}), stats };
-  } finally {
-    dec.dispose();
   }
+  const prefillMs = performance.now() - tp;
+
+  while (!finish) {
+    if (signal?.aborted) {
+      finish = 'abort';
+      break;
+    }
+    const id = sampler.sample(logits!);
+    sampler.accept(id);
+    completion++;
+    if (completion === 1) ttft = performance.now() - t0;
+    if (stopIds.has(id)) {
+      finish = 'stop';
+      stoppedBy = { token: id };
+      break;
+    }
+    const r = stops.push(text ? text.push(id) : '');
+    yield { type: 'token', id, text: r.text };
+    if (r.stop !== null) {
+      finish = 'stop';
+      stoppedBy = { string: r.stop };
+      break;
+    }
+    if (completion >= maxTokens || dec.length >= capacity) {
+      finish = 'length';
+      break;
+    }
+    await nextTick(); // let aborts, timers and other requests run between steps
+    if (signal?.aborted) {
+      finish = 'abort';
+      break;
+    }
+    const td = performance.now();
+    logits = dec.feed([id], true);
+    decodeMs += performance.now() - td;
+    decodeSteps++;
+  }
+
+  const tail = stoppedBy && 'string' in stoppedBy ? '' : stops.push(text?.flush() ?? '').text + stops.flush();
+  const stats: GenerationStats = {
+    promptTokens: T,
+    cachedTokens: cached,
+    completionTokens: completion,
+    prefillMs,
+    prefillTokensPerS: prefillMs > 0 ? (R / prefillMs) * 1000 : 0,
+    decodeMs,
+    decodeTokensPerS: decodeMs > 0 ? (decodeSteps / decodeMs) * 1000 : 0,
+    timeToFirstTokenMs: ttft,
+    ...(opts.imageEncodeMs !== undefined ? { imageEncodeMs: opts.imageEncodeMs } : {}),
+    ...(opts.imagesEncoded !== undefined ? { imagesEncoded: opts.imagesEncoded } : {}),
+  };
+  yield { type: 'done', finishReason: finish, text: tail, ...(stoppedBy ? { stoppedBy } : {}), stats };
 }
 
 function promptLength(model: Llama, prompt: Prompt): number {

@@ -4,11 +4,14 @@
  * embedding sequence — text token embeddings with image embeddings spliced in where images stand — and
  * streams the answer.
  *
+ * Between calls it can keep the last conversation's KV cache and recent image embeddings
+ * (./prompt-cache.ts), so a conversation answered turn by turn prefills only what each turn adds.
+ *
  * Prompt safety: text written by the user (or by tools, or read from images) is tokenized with special-
  * token parsing OFF, so `<|im_start|>` typed into a message stays text; only the chat template's own
  * markup is parsed for control tokens.
  */
-import { InputError } from '../errors.ts';
+import { InputError, assert } from '../errors.ts';
 import { readGGUF, type GGUFFile } from '../formats/gguf.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { DEFAULT_CHAT_TEMPLATE } from '../tokenizer/chat-template.ts';
@@ -21,7 +24,9 @@ import { tidy } from '../tensor/storage.ts';
 import { concat } from '../tensor/ops/shape.ts';
 import { llamaConfigFromGGUF, loadLlamaGGUF } from './gguf-llama.ts';
 import { loadVlmGGUF } from './gguf-vlm.ts';
-import { generate, type GenerateOptions, type GenerationEvent } from './generate.ts';
+import { Decoder, generate, generateFrom, type GenerateOptions, type GenerationEvent } from './generate.ts';
+import { ImageEmbeddingCache, PromptCache, pixelKey, promptSlots, reusablePrefix, type ImageCacheOptions, type Slot } from './prompt-cache.ts';
+import type { TokenizedConversation } from './conversation.ts';
 import { openGGUF, type GGUFHandle } from '../platform/gguf-file.ts';
 import { initBackend } from '../backend/index.ts';
 
@@ -42,7 +47,12 @@ export interface Message {
   name?: string;
 }
 
-export interface ChatOptions extends Omit<GenerateOptions, 'tokenizer' | 'imageEncodeMs'> {
+export interface ChatOptions extends Omit<GenerateOptions, 'tokenizer' | 'imageEncodeMs' | 'imagesEncoded'> {
+  /**
+   * Reuse the model's prompt cache (when it keeps one, see `RuntimeCacheOptions.cachePrompt`) and leave this
+   * conversation in it. Default true; false runs the call from scratch and leaves the cache as it was.
+   */
+  cachePrompt?: boolean;
   /** OpenAI-style tool definitions, rendered by the chat template. */
   tools?: unknown[];
   /** Fetches http(s) image URLs (the server passes its SSRF-checked fetcher); without it they are refused. */
@@ -51,34 +61,59 @@ export interface ChatOptions extends Omit<GenerateOptions, 'tokenizer' | 'imageE
   maxImages?: number;
 }
 
+/**
+ * What a model keeps between calls. Both caches assume the weights do not change; a model built around
+ * modules that are still training should leave them off (the constructor's default) or call `clearCaches`.
+ */
+export interface RuntimeCacheOptions {
+  /**
+   * Keep the KV cache of the last conversation and reuse its longest common prefix with the next prompt
+   * (token ids, and images by pixel hash), like llama.cpp server's `cache_prompt`.
+   */
+  readonly cachePrompt?: boolean;
+  /** An LRU of image embeddings by pixel hash, so an image seen again is not re-encoded; false for none. */
+  readonly imageCache?: ImageCacheOptions | false;
+}
+
 /** The embedding sequence for a conversation, and what it is made of. */
 export interface PreparedPrompt {
   /** (1, T, E) */
   embeddings: Tensor;
   promptTokens: number;
   imageTokens: number;
+  /** preprocessing and encoding the images (those found in the image cache cost only their preprocessing) */
   imageEncodeMs: number;
+  /** images run through the vision tower (the others came from the image cache) */
+  imagesEncoded: number;
   /** the rendered template text (image positions marked with <image>) */
   text: string;
 }
 
 export class VisionLanguageModel {
   readonly template: string;
+  private readonly promptCache: PromptCache | null;
+  private readonly imageCache: ImageEmbeddingCache | null;
 
+  /** Caches are off by default here (the modules may be training); `load` turns them on. */
   constructor(
     readonly lm: Llama,
     readonly vlm: Llava | null,
     readonly tokenizer: Tokenizer,
     template?: string,
+    caches: RuntimeCacheOptions = {},
   ) {
     this.template = template ?? tokenizer.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
+    this.promptCache = caches.cachePrompt ? new PromptCache() : null;
+    this.imageCache = caches.imageCache ? new ImageEmbeddingCache(caches.imageCache) : null;
   }
 
   /**
-   * Load from GGUF files (paths or bytes): an LM file and, for images, its mmproj file.
+   * Load from GGUF files (paths or bytes): an LM file and, for images, its mmproj file. The prompt cache and
+   * the image cache are on unless `caches` says otherwise.
    * @example const m = await VisionLanguageModel.load({ model: 'lm.gguf', mmproj: 'mmproj.gguf' });
    */
-  static async load(opts: { model: string | Uint8Array; mmproj?: string | Uint8Array | null }): Promise<VisionLanguageModel> {
+  static async load(opts: { model: string | Uint8Array; mmproj?: string | Uint8Array | null; caches?: RuntimeCacheOptions }): Promise<VisionLanguageModel> {
+    const caches = { cachePrompt: opts.caches?.cachePrompt ?? true, imageCache: opts.caches?.imageCache ?? {} };
     initBackend();
     // paths are read tensor by tensor straight into the weights' storage; bytes are parsed in place
     const open = (x: string | Uint8Array): GGUFHandle | { file: GGUFFile; read: undefined; close(): void } =>
@@ -90,9 +125,9 @@ export class VisionLanguageModel {
       const tokenizer = Tokenizer.fromGGUFMetadata(lm.file.metadata);
       if (mm) {
         const vlm = loadVlmGGUF(lm.file, mm.file, { lm: lm.read?.bind(lm), mmproj: mm.read?.bind(mm) });
-        return new VisionLanguageModel(vlm.lm, vlm, tokenizer);
+        return new VisionLanguageModel(vlm.lm, vlm, tokenizer, undefined, caches);
       }
-      return new VisionLanguageModel(loadLlamaGGUF(lm.file, lm.read?.bind(lm)), null, tokenizer);
+      return new VisionLanguageModel(loadLlamaGGUF(lm.file, lm.read?.bind(lm)), null, tokenizer, undefined, caches);
     } finally {
       lm.close();
       mm?.close();
@@ -142,18 +177,65 @@ export class VisionLanguageModel {
 
   /**
    * Render the conversation with the chat template and build its embedding sequence.
-   * Images are encoded by the vision tower and spliced in place.
+   * Images are encoded by the vision tower (or found in the image cache) and spliced in place.
    */
   async prepare(messages: readonly Message[], opts: ChatOptions = {}): Promise<PreparedPrompt> {
+    const { conv, images } = await this.tokenize(messages, opts);
+    const seen = this.seeImages(images);
+    const p = this.embedFrom(conv, seen, 0);
+    return { ...p, promptTokens: conv.ids.length, imageTokens: images.length * this.imageTokensPerImage, text: conv.text };
+  }
+
+  /** Free the kept KV cache and image embeddings (needed after the weights change). */
+  clearCaches(): void {
+    this.promptCache?.clear();
+    this.imageCache?.clear();
+  }
+
+  /** Prompt positions held by the kept KV cache (0 when none is kept, or a call has it). */
+  get cachedPromptTokens(): number {
+    return this.promptCache?.length ?? 0;
+  }
+
+  private async tokenize(messages: readonly Message[], opts: ChatOptions): Promise<{ conv: TokenizedConversation; images: RGBImage[] }> {
     validateMessages(messages);
     const images = await this.collectImages(messages, opts);
     const conv = tokenizeConversation(messages.map(toConvMessage), this.promptFormat(opts.tools), { addGenerationPrompt: true });
+    return { conv, images };
+  }
+
+  /** Images → the tower's input (1, 3, S, S) each, with their content keys when a cache needs them. */
+  private seeImages(images: readonly RGBImage[]): Seen {
     const t0 = performance.now();
-    const imageEmb = images.length ? this.encodeImages(images) : null; // (nImages, N, E)
-    const imageEncodeMs = performance.now() - t0;
-    const embeddings = noGrad(() => tidy(() => this.embedConversation(conv.ids, conv.imageStarts, imageEmb)));
-    imageEmb?.dispose();
-    return { embeddings, promptTokens: conv.ids.length, imageTokens: images.length * this.imageTokensPerImage, imageEncodeMs, text: conv.text };
+    const pixels = images.map((img) => preprocessForModel(img, this.preprocess!));
+    const keys = this.promptCache || this.imageCache ? pixels.map(pixelKey) : [];
+    return { pixels, keys, ms: performance.now() - t0 };
+  }
+
+  /**
+   * Embeddings (1, T − from, E) of prompt positions from … T−1 (`from` is not inside an image). Images
+   * before `from` are not needed and not encoded; the others come from the image cache or the tower.
+   * Frees the pixels.
+   */
+  private embedFrom(conv: TokenizedConversation, seen: Seen, from: number): { embeddings: Tensor; imageEncodeMs: number; imagesEncoded: number } {
+    const t0 = performance.now();
+    const N = this.imageTokensPerImage;
+    let imagesEncoded = 0;
+    const embeddings = noGrad(() => tidy(() => {
+      const emb = conv.imageStarts.map((start, k): Tensor | null => {
+        if (start + N <= from) return null;
+        const key = seen.keys[k];
+        const hit = key !== undefined ? this.imageCache?.get(key) : undefined;
+        if (hit) return Tensor.from(hit, [1, N, hit.length / N]);
+        const e = this.vlm!.encodeImages(seen.pixels[k]!); // (1, N, E)
+        imagesEncoded++;
+        if (key !== undefined) this.imageCache?.set(key, e.toArray());
+        return e;
+      });
+      return this.embedConversation(conv.ids, conv.imageStarts, emb, from);
+    }));
+    for (const px of seen.pixels) px.dispose();
+    return { embeddings, imageEncodeMs: seen.ms + (imagesEncoded ? performance.now() - t0 : 0), imagesEncoded };
   }
 
   /** The prompt format (template, wrapper, image slots) of this model. */
@@ -161,14 +243,19 @@ export class VisionLanguageModel {
     return { tokenizer: this.tokenizer, template: this.template, wrapper: this.imageWrapper(), imageTokens: this.imageTokensPerImage, tools };
   }
 
-  /** Token ids with IMAGE_SLOT runs → (1, T, E) embeddings with image k's embeddings at imageStarts[k]. */
-  embedConversation(ids: readonly number[], imageStarts: readonly number[], imageEmb: Tensor | null): Tensor {
+  /**
+   * Token ids with IMAGE_SLOT runs → (1, T − from, E) embeddings of positions from … T−1, with image k's
+   * embeddings (1, N, E) at imageStarts[k] (null for images before `from`, which must not cut an image).
+   */
+  embedConversation(ids: readonly number[], imageStarts: readonly number[], images: readonly (Tensor | null)[], from = 0): Tensor {
     const parts: Tensor[] = [];
     const N = this.imageTokensPerImage;
-    let at = 0;
+    let at = from;
     imageStarts.forEach((start, k) => {
+      if (start + N <= from) return;
+      assert(start >= at, () => `embedConversation: position ${from} is inside image ${k} at ${start}…${start + N - 1}`);
       if (start > at) parts.push(this.lm.embed(ids.slice(at, start)));
-      parts.push(sliceImage(imageEmb!, k));
+      parts.push(images[k]!);
       at = start + N;
     });
     if (at < ids.length) parts.push(this.lm.embed(ids.slice(at)));
@@ -187,11 +274,42 @@ export class VisionLanguageModel {
    * @example for await (const e of model.chat([{ role: 'user', content: [{ type: 'image', image: 'cat.png' }, { type: 'text', text: 'What is this?' }] }])) if (e.type === 'token') process.stdout.write(e.text);
    */
   async *chat(messages: readonly Message[], opts: ChatOptions = {}): AsyncGenerator<GenerationEvent, void, undefined> {
-    const prompt = await this.prepare(messages, opts);
+    const { conv, images } = await this.tokenize(messages, opts);
+    const seen = this.seeImages(images);
+    const genOpts = (p: { imageEncodeMs: number; imagesEncoded: number }): GenerateOptions =>
+      ({ ...opts, tokenizer: this.tokenizer, imageEncodeMs: p.imageEncodeMs, imagesEncoded: p.imagesEncoded });
+    if (!this.promptCache || opts.cachePrompt === false) {
+      const prompt = this.embedFrom(conv, seen, 0);
+      try {
+        yield* generate(this.lm, { embeddings: prompt.embeddings }, genOpts(prompt));
+      } finally {
+        prompt.embeddings.dispose();
+      }
+      return;
+    }
+    // Take the kept cache (a call running meanwhile finds none), keep what this prompt shares with it, prefill
+    // the rest, and put the cache back however generation ends, with the slots of exactly what it holds.
+    const T = conv.ids.length;
+    const slots = promptSlots(conv.ids, conv.imageStarts, seen.keys, this.imageTokensPerImage);
+    const { cached, epoch } = this.promptCache.take();
+    const dec = cached?.dec ?? new Decoder(this.lm);
+    dec.truncate(cached ? reusablePrefix(cached.slots, slots, conv.imageStarts, this.imageTokensPerImage) : 0);
+    const sampled: number[] = [];
     try {
-      yield* generate(this.lm, { embeddings: prompt.embeddings }, { ...opts, tokenizer: this.tokenizer, imageEncodeMs: prompt.imageEncodeMs });
+      const prompt = this.embedFrom(conv, seen, dec.length);
+      try {
+        for await (const e of generateFrom(dec, { embeddings: prompt.embeddings }, genOpts(prompt))) {
+          if (e.type === 'token') sampled.push(e.id);
+          yield e;
+        }
+      } finally {
+        prompt.embeddings.dispose();
+      }
     } finally {
-      prompt.embeddings.dispose();
+      const n = dec.length;
+      assert(n <= T + sampled.length, () => `internal: ${n} cached positions for a ${T}-position prompt and ${sampled.length} sampled tokens`);
+      const held: Slot[] = n <= T ? slots.slice(0, n) : [...slots, ...sampled.slice(0, n - T)];
+      this.promptCache.put({ dec, slots: held }, epoch);
     }
   }
 
@@ -206,18 +324,18 @@ export class VisionLanguageModel {
   }
 }
 
+/** A conversation's images as the tower's input, their content keys, and the time that took. */
+interface Seen {
+  pixels: Tensor[];
+  keys: string[];
+  ms: number;
+}
+
 function toConvMessage(m: Message): ConvMessage {
   return {
     ...m,
     content: Array.isArray(m.content) ? m.content.map((p) => (p.type === 'text' ? { type: 'text' as const, text: p.text } : { type: 'image' as const })) : m.content,
   };
-}
-
-function sliceImage(emb: Tensor, i: number): Tensor {
-  const [, N, E] = emb.shape as [number, number, number];
-  const out = Tensor.empty([1, N, E]);
-  out.data.set(emb.data.subarray(emb.offset + i * N * E, emb.offset + (i + 1) * N * E));
-  return out;
 }
 
 function validateMessages(messages: readonly Message[]): void {

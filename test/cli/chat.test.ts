@@ -15,13 +15,18 @@ test('answers a prompt about an image (random tokens are fine)', () => {
   const r = vista(['chat', '--model', f.model, '--mmproj', f.mmproj, '--image', f.png, '--max-tokens', '8', '--stats', 'What color is it?']);
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.length > 1, `no answer: ${JSON.stringify(r.out)}`);
-  assert.match(r.err, /prompt tokens, \d+ generated; image encode/);
+  assert.match(r.err, /prompt tokens \(0 cached\), \d+ generated; image encode \d+ ms \(1 encoded\)/);
 });
 
 test('two images and an interactive session on stdin', () => {
-  const r = vista(['chat', '--model', f.model, '--mmproj', f.mmproj, '--image', f.png, '--image', f.png, '--max-tokens', '4'], 'first question\nsecond question\n');
+  const r = vista(['chat', '--model', f.model, '--mmproj', f.mmproj, '--image', f.png, '--image', f.png, '--max-tokens', '4', '--stats'], 'first question\nsecond question\n');
   assert.equal(r.code, 0, r.err);
   assert.equal((r.out.match(/> /g) ?? []).length, 3);
+  // the same picture twice is encoded once; the second turn reuses the first one's KV cache
+  const stats = [...r.err.matchAll(/(\d+) prompt tokens \((\d+) cached\).*\((\d+) encoded\)/g)].map((m) => m.slice(1).map(Number));
+  assert.equal(stats.length, 2, r.err);
+  assert.deepEqual(stats.map(([, cached, encoded]) => [cached === 0, encoded]), [[true, 1], [false, 0]]);
+  assert.ok(stats[1]![1]! > stats[0]![0]!, `second turn reuses the whole first prompt: ${JSON.stringify(stats)}`);
 });
 
 test('bad inputs give one clear line and a non-zero exit', () => {

@@ -82,7 +82,8 @@ export async function chat(argv: string[]): Promise<number> {
         process.stdout.write('\n');
         if (values.stats) {
           const s = e.stats;
-          console.error(`[${s.promptTokens} prompt tokens, ${s.completionTokens} generated; image encode ${(s.imageEncodeMs ?? 0).toFixed(0)} ms, ` +
+          console.error(`[${s.promptTokens} prompt tokens (${s.cachedTokens ?? 0} cached), ${s.completionTokens} generated; ` +
+            `image encode ${(s.imageEncodeMs ?? 0).toFixed(0)} ms (${s.imagesEncoded ?? 0} encoded), ` +
             `prefill ${s.prefillTokensPerS.toFixed(1)} tok/s, decode ${s.decodeTokensPerS.toFixed(1)} tok/s, first token ${s.timeToFirstTokenMs.toFixed(0)} ms; ${e.finishReason}]`);
         }
       }
