@@ -83,7 +83,8 @@ function matmulQuant(k: Kernels, p: MatmulParams, a: number, c: number): void {
   const work = 2 * M * N * K;
   const nthPrep = threadsFor(k, M * K, 1 << 16);
   const nth = threadsFor(k, work, 1 << 17);
-  const s = st.scratch(K * 4 + 64, Math.max(nthPrep, nth));
+  // per thread: a row of A (quant_rows_q8 with transA) or the decode pass's prepared activations (qmm, M < 4)
+  const s = st.scratch(Math.max(K * 4, M < 4 ? (k.exports.qmv_prep_bytes as Fn)(M, K) : 0) + 64, Math.max(nthPrep, nth));
   const q = type === 'q8_0' || type === 'q4_0';
   const act = st.shared(q ? M * K + (M * K) / 8 + 64 : M * K * 4);
   const scales = act + Math.ceil((M * K) / 64) * 64;
@@ -95,7 +96,7 @@ function matmulQuant(k: Kernels, p: MatmulParams, a: number, c: number): void {
       if (q) k.pool.run(KI.quant_rows_q8, [ab, p.lda, p.transA ? 1 : 0, M, K, act, scales, s.base, s.stride], nthPrep);
       else k.pool.run(KI.round_rows, [ab, p.lda, p.transA ? 1 : 0, M, K, act, type === 'f16' ? 0 : 1, s.base, s.stride], nthPrep);
     }
-    if (q) runJobs(k, KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc], nth);
+    if (q) runJobs(k, KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc, s.base, s.stride], nth);
     else runJobs(k, KI.hmm, [type === 'f16' ? 0 : 1, wb, N, K, act, M, cb, p.ldc, acc], nth);
   }
 }
