@@ -266,7 +266,9 @@ export function gemm_f32(a: usize, transA: i32, lda: usize, strideA: usize, b: u
   let chunks = 1;
   if (nth > 1 && batch < 4 * nth) {
     const want = (4 * nth + batch - 1) / batch;
-    chunks = byRows ? min(want, max(1, M / 64)) : min(want, max(1, N / 128));
+    chunks = byRows ? min(want, max(1, M / 64)) : min(want, max(1, N / 64));
+    // equal shares: a chunk count that is not a multiple of the threads leaves one idle at the end
+    if (chunks > nth) chunks -= chunks % nth;
   }
   const jobs = batch * chunks;
   for (let j = nextJob(); j < jobs; j = nextJob()) {

@@ -304,12 +304,38 @@ export function attention_fwd(B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, D: i32
   }
 }
 
+/** AdamW for two values in f64x2: the scalar arithmetic below, lane by lane (IEEE f64 ops round the same) */
+@inline function adamw2(g: v128, m: v128, v: v128, p: v128, b1: v128, c1: v128, b2: v128, c2: v128, decay: v128, lr: v128,
+  bc1: v128, bc2: v128, eps: v128, po: usize, mo: usize, vo: usize): void {
+  const mi = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(b1, m), f64x2.mul(c1, g))));
+  const vi = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(b2, v), f64x2.mul(f64x2.mul(c2, g), g))));
+  const pi = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.mul(p, decay)));
+  const np = f64x2.sub(pi, f64x2.div(f64x2.mul(lr, f64x2.div(mi, bc1)), f64x2.add(f64x2.sqrt(f64x2.div(vi, bc2)), eps)));
+  v128.store64_lane(mo, f32x4.demote_f64x2_zero(mi), 0);
+  v128.store64_lane(vo, f32x4.demote_f64x2_zero(vi), 0);
+  v128.store64_lane(po, f32x4.demote_f64x2_zero(np), 0);
+}
+
 /** AdamW (decoupled weight decay), as the reference, in f64 arithmetic: p ← p·(1 − lr·wd) − lr·m̂/(√v̂ + eps) */
 export function adamw_step(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f64, b1: f64, b2: f64, eps: f64, wd: f64,
   bc1: f64, bc2: f64, ith: i32, nth: i32): void {
   const i0 = part(n, ith, nth, 4);
   const i1 = part(n, ith + 1, nth, 4);
-  for (let i = i0; i < i1; i++) {
+  let i = i0;
+  if (i + 2 <= i1) {
+    const B1 = f64x2.splat(b1), C1 = f64x2.splat(1 - b1), B2 = f64x2.splat(b2), C2 = f64x2.splat(1 - b2);
+    const DEC = f64x2.splat(1 - lr * wd), LR = f64x2.splat(lr), BC1 = f64x2.splat(bc1), BC2 = f64x2.splat(bc2);
+    const EPS = f64x2.splat(eps);
+    for (; i + 2 <= i1; i += 2) {
+      const o = <usize>i << 2;
+      const gv = f64x2.promote_low_f32x4(v128.load64_zero(g + o));
+      const mv = f64x2.promote_low_f32x4(v128.load64_zero(m + o));
+      const vv = f64x2.promote_low_f32x4(v128.load64_zero(v + o));
+      const pv = f64x2.promote_low_f32x4(v128.load64_zero(p + o));
+      adamw2(gv, mv, vv, pv, B1, C1, B2, C2, DEC, LR, BC1, BC2, EPS, p + o, m + o, v + o);
+    }
+  }
+  for (; i < i1; i++) {
     const o = <usize>i << 2;
     const gi = <f64>load<f32>(g + o);
     const mi = <f64><f32>(b1 * <f64>load<f32>(m + o) + (1 - b1) * gi);

@@ -1,7 +1,9 @@
 // Unary ops and their derivatives, mirroring the reference formulas in f64 and rounding once to f32.
 // Exactness matters more than speed here: activations feed q8_0 quantization in quantized inference,
-// where a 1-ulp difference can flip a rounding and visibly move logits away from llama.cpp's.
+// where a 1-ulp difference can flip a rounding and visibly move logits away from llama.cpp's. Derivatives
+// of the smooth activations also have an f32x4 version (unary_bwd_f32): only training uses them.
 import { part } from './common';
+import { expv } from './mathv';
 
 // op ids: 0 neg 1 exp 2 log 3 sqrt 4 rsqrt 5 tanh 6 abs 7 relu 8 sigmoid 9 gelu_erf 10 gelu_tanh
 //         11 quick_gelu 12 silu 13 square 14 recip
@@ -82,5 +84,67 @@ export function unary_bwd_f64(op: i32, n: i32, x: usize, dy: usize, dx: usize, i
   for (let i = i0; i < i1; i++) {
     const o = <usize>i << 2;
     store<f32>(dx + o, <f32>(<f64>load<f32>(dy + o) * deriv(op, <f64>load<f32>(x + o))));
+  }
+}
+
+// ---- f32x4 derivatives for training (the backward pass never feeds quantized inference) ----
+
+/** erf lane-wise, the same Numerical Recipes erfc formula as `erf` above, in f32 */
+@inline function erfv(x: v128): v128 {
+  const z = f32x4.abs(x);
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.5), z)));
+  let p = f32x4.splat(0.17087277);
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
+  const e = f32x4.add(f32x4.sub(f32x4.mul(p, t), f32x4.mul(z, z)), f32x4.splat(-1.26551223));
+  const r = f32x4.mul(t, expv(e));
+  // x ≥ 0: 1 − r; else r − 1 (sign of x copied onto 1 − r)
+  const y = f32x4.sub(f32x4.splat(1), r);
+  return v128.or(y, v128.and(x, f32x4.splat(-0.0)));
+}
+
+@inline function sigmoidv(x: v128): v128 {
+  return f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), expv(f32x4.neg(x))));
+}
+
+/** op'(x) lane-wise for ops 8 sigmoid, 9 gelu_erf, 11 quick_gelu, 12 silu (see `deriv`) */
+@inline function derivv(op: i32, x: v128): v128 {
+  const one = f32x4.splat(1);
+  if (op == 9) {
+    const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(one, erfv(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
+    const pdf = f32x4.mul(expv(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5))), f32x4.splat(0.3989422804014327));
+    return f32x4.add(cdf, f32x4.mul(x, pdf));
+  }
+  if (op == 8) {
+    const s = sigmoidv(x);
+    return f32x4.mul(s, f32x4.sub(one, s));
+  }
+  if (op == 11) {
+    const u = f32x4.mul(x, f32x4.splat(1.702));
+    const s = sigmoidv(u);
+    return f32x4.add(s, f32x4.mul(f32x4.mul(u, s), f32x4.sub(one, s)));
+  }
+  const s = sigmoidv(x); // 12 silu
+  return f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s))));
+}
+
+/** dx[i] = dy[i]·op'(x[i]) in f32x4 for ops 8, 9, 11, 12 (others: unary_bwd_f64) */
+export function unary_bwd_f32(op: i32, n: i32, x: usize, dy: usize, dx: usize, ith: i32, nth: i32): void {
+  const i0 = part(n, ith, nth, 4);
+  const i1 = part(n, ith + 1, nth, 4);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dx + o, f32x4.mul(v128.load(dy + o), derivv(op, v128.load(x + o))));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    store<f32>(dx + o, load<f32>(dy + o) * f32x4.extract_lane(derivv(op, f32x4.splat(load<f32>(x + o))), 0));
   }
 }

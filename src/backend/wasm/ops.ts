@@ -21,6 +21,9 @@ const UNARY_F64: Record<UnaryOp, number> = {
   quick_gelu: 11, silu: 12, square: 13, recip: 14,
 };
 
+/** derivatives with an f32x4 kernel (training only: the backward pass never feeds quantized inference) */
+const UNARY_BWD_SIMD: Partial<Record<UnaryOp, number>> = { sigmoid: 8, gelu_erf: 9, quick_gelu: 11, silu: 12 };
+
 /** elementwise work below this runs on the calling thread only (dispatch costs more than it saves) */
 const EW_PER_THREAD = 1 << 15;
 
@@ -81,7 +84,9 @@ export function ops(k: Kernels): Partial<Backend> {
     },
     unaryBackward(op, n, x, xOff, dy, dx): void {
       if (n < 8) return refBackend.unaryBackward(op, n, x, xOff, dy, dx);
-      run(KI.unary_bwd_f64, [UNARY_F64[op], n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n, 1 << 12);
+      const id = UNARY_BWD_SIMD[op];
+      if (id !== undefined) run(KI.unary_bwd_f32, [id, n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n);
+      else run(KI.unary_bwd_f64, [UNARY_F64[op], n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n, 1 << 12);
     },
     affine(n, x, xOff, alpha, beta, o): void {
       if (n < 8) return refBackend.affine(n, x, xOff, alpha, beta, o);

@@ -4,7 +4,7 @@
  * stored as (N, K) rows — the layout of PyTorch's nn.Linear and of GGUF — in any weight dtype.
  */
 import { ShapeError } from '../../errors.ts';
-import { backendFor, type MatmulParams } from '../kernels.ts';
+import { backendFor, type Backend } from '../kernels.ts';
 import { record } from '../autograd.ts';
 import { Tensor, noGrad, numel, type Shape } from '../tensor.ts';
 import { broadcastShape } from './elementwise.ts';
@@ -19,31 +19,44 @@ interface Operand {
   batchStride: number;
 }
 
-/** Describe the last two dims of `t` (already expanded to the batch shape) for the kernel, copying only if needed. */
-function operand(t: Tensor, batchShape: Shape): Operand {
-  const nd = t.ndim;
-  const e = expand(t, [...batchShape, t.shape[nd - 2]!, t.shape[nd - 1]!]);
+/** Kernel layout of the last two dims of `e` (row-major or transposed), or null if neither. */
+function layout(e: Tensor): { trans: boolean; ld: number } | null {
   const rows = e.shape[e.ndim - 2]!;
   const cols = e.shape[e.ndim - 1]!;
   const sr = e.strides[e.ndim - 2]!;
   const sc = e.strides[e.ndim - 1]!;
-  // batch dims must collapse to one stride (or all broadcast)
-  const bs = e.strides.slice(0, e.ndim - 2);
-  const bshape = e.shape.slice(0, e.ndim - 2);
-  let batchStride = 0;
-  let ok = true;
+  if ((sc === 1 || cols === 1) && sr >= cols) return { trans: false, ld: Math.max(sr, cols) };
+  if ((sr === 1 || rows === 1) && sc >= rows) return { trans: true, ld: Math.max(sc, rows) };
+  return null;
+}
+
+/** The one element stride of `e`'s batch dims (first `nb` dims), or null when they do not collapse to one. */
+function batchStride(e: Tensor, nb: number): number | null {
+  let stride = 0;
   let expected = -1;
-  for (let i = bs.length - 1; i >= 0; i--) {
-    if (bshape[i] === 1) continue;
+  for (let i = nb - 1; i >= 0; i--) {
+    if (e.shape[i] === 1) continue;
+    const st = e.strides[i]!;
     if (expected === -1) {
-      batchStride = bs[i]!;
-      expected = bs[i]! * bshape[i]!;
-    } else if (bs[i] !== expected) ok = false;
-    else expected *= bshape[i]!;
+      stride = st;
+      expected = st * e.shape[i]!;
+    } else if (st !== expected) return null;
+    else expected *= e.shape[i]!;
   }
-  if (ok && batchStride === 0 && bs.some((s, i) => s !== 0 && bshape[i] !== 1)) ok = false;
-  if (ok && (sc === 1 || cols === 1) && sr >= cols) return { t: e, trans: false, ld: Math.max(sr, cols), batchStride };
-  if (ok && (sr === 1 || rows === 1) && sc >= rows) return { t: e, trans: true, ld: Math.max(sc, rows), batchStride };
+  // all-broadcast batch (stride 0) only if every batch dim broadcasts
+  if (stride === 0 && e.strides.slice(0, nb).some((st, i) => st !== 0 && e.shape[i] !== 1)) return null;
+  return stride;
+}
+
+/** Describe the last two dims of `t` (already expanded to the batch shape) for the kernel, copying only if needed. */
+function operand(t: Tensor, batchShape: Shape): Operand {
+  const nd = t.ndim;
+  const e = expand(t, [...batchShape, t.shape[nd - 2]!, t.shape[nd - 1]!]);
+  const l = layout(e);
+  const bs = batchStride(e, batchShape.length);
+  if (l && bs !== null) return { t: e, trans: l.trans, ld: l.ld, batchStride: bs };
+  const rows = e.shape[e.ndim - 2]!;
+  const cols = e.shape[e.ndim - 1]!;
   const c = contiguous(e);
   return { t: c, trans: false, ld: cols, batchStride: rows * cols };
 }
@@ -61,17 +74,55 @@ function matmulNoGrad(a: Tensor, b: Tensor): Tensor {
   if (K !== K2) throw new ShapeError(`matmul [${a.shape.join(', ')}] × [${b.shape.join(', ')}]: inner dims ${K} ≠ ${K2}`);
   const batchShape = broadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const batch = numel(batchShape);
+  const out = Tensor.empty([...batchShape, M, N]);
+  if (M * N * batch === 0) return out;
+  const kern = backendFor('matmul', ['f32', 'f32']);
+  const nb = batchShape.length;
+  if (nb >= 2 && splitBatch(kern, a, b, out, batchShape, M, N, K)) return out;
   const A = operand(a, batchShape);
   const B = operand(b, batchShape);
-  const out = Tensor.empty([...batchShape, M, N]);
-  const p: MatmulParams = {
+  kern.matmul({
     batch, M, N, K,
     a: A.t.data, aOff: A.t.offset, transA: A.trans, lda: A.ld, strideA: A.batchStride,
     b: B.t.data, bType: 'f32', bOff: B.t.offset, transB: B.trans, ldb: B.ld, strideB: B.batchStride,
     c: out.data, cOff: 0, ldc: N, strideC: M * N, accumulate: false,
-  };
-  if (M * N * batch > 0) backendFor('matmul', ['f32', 'f32']).matmul(p);
+  });
   return out;
+}
+
+/**
+ * Batch dims that do not collapse to one stride (heads of a (B, T, H, D) tensor viewed as (B, H, T, D)):
+ * one kernel call per index of the outer batch dims, batched over the last one, instead of copying the
+ * operands. False (nothing done) when the operands collapse anyway or their last two dims need a copy.
+ */
+function splitBatch(kern: Backend, a: Tensor, b: Tensor, out: Tensor, batchShape: Shape, M: number, N: number, K: number): boolean {
+  const nb = batchShape.length;
+  const ea = expand(a, [...batchShape, M, K]);
+  const eb = expand(b, [...batchShape, K, N]);
+  if (batchStride(ea, nb) !== null && batchStride(eb, nb) !== null) return false;
+  const la = layout(ea), lb = layout(eb);
+  if (!la || !lb) return false;
+  const inner = batchShape[nb - 1]!;
+  const outer = numel(batchShape.slice(0, -1));
+  const idx = new Array<number>(nb - 1).fill(0);
+  for (let o = 0; o < outer; o++) {
+    let offA = ea.offset, offB = eb.offset;
+    for (let d = 0; d < nb - 1; d++) {
+      offA += idx[d]! * ea.strides[d]!;
+      offB += idx[d]! * eb.strides[d]!;
+    }
+    kern.matmul({
+      batch: inner, M, N, K,
+      a: ea.data, aOff: offA, transA: la.trans, lda: la.ld, strideA: ea.strides[nb - 1]!,
+      b: eb.data, bType: 'f32', bOff: offB, transB: lb.trans, ldb: lb.ld, strideB: eb.strides[nb - 1]!,
+      c: out.data, cOff: o * inner * M * N, ldc: N, strideC: M * N, accumulate: false,
+    });
+    for (let d = nb - 2; d >= 0; d--) {
+      if (++idx[d]! < batchShape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return true;
 }
 
 /**
@@ -82,8 +133,19 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const out = matmulRaw(a, b);
   return record(out, 'matmul', [a, b], (g) => [
     a.requiresGrad ? sumTo(matmulRaw(g, transpose(b)), a.shape) : null,
-    b.requiresGrad ? sumTo(matmulRaw(transpose(a), g), b.shape) : null,
+    b.requiresGrad ? gradB(a, b, g) : null,
   ]);
+}
+
+/**
+ * d(a·b)/db = aᵀ·g. When b is a transposed view of a contiguous (N, K) matrix (linear's wᵀ) the product
+ * is computed as (gᵀ·a)ᵀ, so the gradient arrives in w's own layout instead of being copied out of a
+ * transposed one on its way to w.grad.
+ */
+function gradB(a: Tensor, b: Tensor, g: Tensor): Tensor {
+  if (a.ndim === 2 && b.ndim === 2 && b.shape[0]! > 1 && b.strides[0] === 1 && b.strides[1] === b.shape[0])
+    return transpose(matmulRaw(transpose(g), a)); // (K, N) view of a contiguous (N, K)
+  return sumTo(matmulRaw(transpose(a), g), b.shape);
 }
 
 /**
