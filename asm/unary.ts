@@ -1,7 +1,8 @@
 // Unary ops and their derivatives, mirroring the reference formulas in f64 and rounding once to f32.
 // Exactness matters more than speed here: activations feed q8_0 quantization in quantized inference,
 // where a 1-ulp difference can flip a rounding and visibly move logits away from llama.cpp's. Derivatives
-// of the smooth activations also have an f32x4 version (unary_bwd_f32): only training uses them.
+// of the smooth activations also have an f32x4 version (unary_bwd_f32): only training uses them. The
+// forward ops built on e^x run two lanes at a time in f64x2, with an e^x as accurate as Math.exp.
 import { part } from './common';
 import { expv } from './mathv';
 
@@ -67,11 +68,90 @@ function deriv(op: i32, x: f64): f64 {
   }
 }
 
+/**
+ * e^x for two f64 lanes (Cody–Waite reduction by ln 2, Taylor series to r¹³ on |r| ≤ ln2/2: < 1 ulp
+ * from the exact value, as close as Math.exp; rounded to f32 afterwards the two agree)
+ */
+@inline function expd(x: v128): v128 {
+  const big = f64x2.gt(x, f64x2.splat(709.782712893384));
+  const small = f64x2.lt(x, f64x2.splat(-745.1332191019412));
+  const xc = f64x2.max(f64x2.min(x, f64x2.splat(709.79)), f64x2.splat(-745.2));
+  const n = f64x2.nearest(f64x2.mul(xc, f64x2.splat(1.4426950408889634)));
+  let r = f64x2.sub(xc, f64x2.mul(n, f64x2.splat(6.93147180369123816490e-01)));
+  r = f64x2.sub(r, f64x2.mul(n, f64x2.splat(1.90821492927058770002e-10)));
+  let p = f64x2.splat(1.0 / 6227020800.0);
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 479001600.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 39916800.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 3628800.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 362880.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 40320.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 5040.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 720.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 120.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 24.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 6.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(0.5));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+  // 2^n in two factors so that results down to the subnormals round once
+  const ni = i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(n));
+  const n1 = i64x2.shr_s(ni, 1);
+  const n2 = i64x2.sub(ni, n1);
+  const s1 = i64x2.shl(i64x2.add(n1, i64x2.splat(1023)), 52);
+  const s2 = i64x2.shl(i64x2.add(n2, i64x2.splat(1023)), 52);
+  let y = f64x2.mul(f64x2.mul(p, s1), s2);
+  y = v128.bitselect(f64x2.splat(Infinity), y, big);
+  return v128.andnot(y, small);
+}
+
+@inline function sigmoidd(x: v128): v128 {
+  const one = f64x2.splat(1);
+  return f64x2.div(one, f64x2.add(one, expd(f64x2.neg(x))));
+}
+
+/** `fwd` for two lanes, for the ops built on exp (1 exp, 8 sigmoid, 9 gelu_erf, 11 quick_gelu, 12 silu) */
+@inline function fwdd(op: i32, x: v128): v128 {
+  if (op == 1) return expd(x);
+  if (op == 8) return sigmoidd(x);
+  if (op == 12) return f64x2.mul(x, sigmoidd(x));
+  if (op == 11) return f64x2.mul(x, sigmoidd(f64x2.mul(f64x2.splat(1.702), x)));
+  // 9: 0.5·x·(1 + erf(x/√2)), erf as `erf` above
+  const xs = f64x2.div(x, f64x2.splat(Math.SQRT2));
+  const z = f64x2.abs(xs);
+  const t = f64x2.div(f64x2.splat(1), f64x2.add(f64x2.splat(1), f64x2.mul(f64x2.splat(0.5), z)));
+  let q = f64x2.add(f64x2.splat(-0.82215223), f64x2.mul(t, f64x2.splat(0.17087277)));
+  q = f64x2.add(f64x2.splat(1.48851587), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(-1.13520398), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(0.27886807), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(-0.18628806), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(0.09678418), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(0.37409196), f64x2.mul(t, q));
+  q = f64x2.add(f64x2.splat(1.00002368), f64x2.mul(t, q));
+  const arg = f64x2.add(f64x2.sub(f64x2.neg(f64x2.mul(z, z)), f64x2.splat(1.26551223)), f64x2.mul(t, q));
+  const r = f64x2.mul(t, expd(arg));
+  const one = f64x2.splat(1);
+  const e = v128.bitselect(f64x2.sub(one, r), f64x2.sub(r, one), f64x2.ge(xs, f64x2.splat(0)));
+  return f64x2.mul(f64x2.mul(f64x2.splat(0.5), x), f64x2.add(one, e));
+}
+
 /** out[i] = op(x[i]) */
 export function unary_f64(op: i32, n: i32, x: usize, out: usize, ith: i32, nth: i32): void {
   const i0 = part(n, ith, nth, 16);
   const i1 = part(n, ith + 1, nth, 16);
-  for (let i = i0; i < i1; i++) {
+  let i = i0;
+  if (op == 1 || op == 8 || op == 9 || op == 11 || op == 12) {
+    for (; i + 2 <= i1; i += 2) {
+      const o = <usize>i << 2;
+      const y = fwdd(op, f64x2.promote_low_f32x4(v128.load64_zero(x + o)));
+      v128.store64_lane(out + o, f32x4.demote_f64x2_zero(y), 0);
+    }
+    for (; i < i1; i++) {
+      const o = <usize>i << 2;
+      store<f32>(out + o, f32x4.extract_lane(f32x4.demote_f64x2_zero(fwdd(op, f64x2.splat(<f64>load<f32>(x + o)))), 0));
+    }
+    return;
+  }
+  for (; i < i1; i++) {
     const o = <usize>i << 2;
     store<f32>(out + o, <f32>fwd(op, <f64>load<f32>(x + o)));
   }

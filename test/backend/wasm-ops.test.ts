@@ -179,7 +179,9 @@ for (const threads of [1, 2]) {
           refBackend.unaryBackward(op, n, src, 1, dy, wantB);
           const gotB = inArena(be, new Float32Array(n));
           be.unaryBackward(op, n, inArena(be, src), 1, inArena(be, dy), gotB);
-          assertClose(gotB, wantB, 1.2e-7, `${op}' n=${n}`, undefined, 1e-30);
+          // derivatives of the smooth activations run in f32x4 (training only): a few ulp
+          const f32Deriv = op === 'sigmoid' || op === 'silu' || op === 'quick_gelu' || op === 'gelu_erf';
+          assertClose(gotB, wantB, f32Deriv ? 1e-6 : 1.2e-7, `${op}' n=${n}`, undefined, f32Deriv ? 1e-7 : 1e-30);
         }
         const want = new Float32Array(n);
         refBackend.affine(n, x, 1, 0.5, -2, want);
@@ -233,7 +235,8 @@ describe('wasm layout kernels, RoPE, cross-entropy (bit-exact with the reference
       const l2 = inArena(be, new Float32Array(rows)), d2 = inArena(be, new Float32Array(rows * cols));
       be.crossEntropy(rows, cols, inArena(be, logits), 2, targets, -100, l2, d2);
       assertClose(l2, l1, 1.2e-7, 'crossEntropy loss', undefined, 1e-30);
-      assertClose(d2, d1, 1.2e-7, 'crossEntropy dlogits', undefined, 1e-30);
+      // the exponentials of the gradient run in f32x4 (a training-only output): a few ulp
+      assertClose(d2, d1, 1e-6, 'crossEntropy dlogits', undefined, 1e-7);
     });
   }
 });
