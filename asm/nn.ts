@@ -251,7 +251,38 @@ export function attention_fwd(B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, D: i32
     for (let j0 = 0; j0 < limit; j0 += CHUNK) {
       const n = min(CHUNK, limit - j0);
       let cm: f32 = -Infinity;
-      for (let jj = 0; jj < n; jj++) {
+      let jj = 0;
+      // four keys at a time (no mask): four independent dot chains; each score is computed exactly as below
+      if (!mask) for (; jj + 4 <= n; jj += 4) {
+        const kp = kb + ((<usize>(j0 + jj) * ks2) << 2);
+        const kp1 = kp + (ks2 << 2), kp2 = kp + (ks2 << 3), kp3 = kp1 + (ks2 << 3);
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        for (let d = 0; d < D4; d += 4) {
+          const qv = v128.load(qp + (<usize>d << 2));
+          const o = <usize>d << 2;
+          a0 = fma(qv, v128.load(kp + o), a0);
+          a1 = fma(qv, v128.load(kp1 + o), a1);
+          a2 = fma(qv, v128.load(kp2 + o), a2);
+          a3 = fma(qv, v128.load(kp3 + o), a3);
+        }
+        let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+        for (let d = D4; d < D; d++) {
+          const qd = load<f32>(qp + (<usize>d << 2));
+          const o = <usize>d << 2;
+          s0 += qd * load<f32>(kp + o);
+          s1 += qd * load<f32>(kp1 + o);
+          s2 += qd * load<f32>(kp2 + o);
+          s3 += qd * load<f32>(kp3 + o);
+        }
+        s0 *= scale; s1 *= scale; s2 *= scale; s3 *= scale;
+        const so = sc + (<usize>jj << 2);
+        store<f32>(so, s0);
+        store<f32>(so, s1, 4);
+        store<f32>(so, s2, 8);
+        store<f32>(so, s3, 12);
+        cm = max(cm, max(max(s0, s1), max(s2, s3)));
+      }
+      for (; jj < n; jj++) {
         const j = j0 + jj;
         let s: f32;
         if (mask && load<u8>(mask + <usize>b * Tk + j) != 0) s = -Infinity;
@@ -289,7 +320,31 @@ export function attention_fwd(B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, D: i32
         store<f32>(sc + (<usize>jj << 2), e);
         l += e;
       }
-      for (let jj = 0; jj < n; jj++) {
+      jj = 0;
+      // four keys per pass over acc, added in key order (as below) unless one weight is 0 (skipped below)
+      for (; jj + 4 <= n; jj += 4) {
+        const e0 = load<f32>(sc + (<usize>jj << 2)), e1 = load<f32>(sc + (<usize>jj << 2), 4);
+        const e2 = load<f32>(sc + (<usize>jj << 2), 8), e3 = load<f32>(sc + (<usize>jj << 2), 12);
+        if (e0 == 0 || e1 == 0 || e2 == 0 || e3 == 0) break;
+        const ev0 = f32x4.splat(e0), ev1 = f32x4.splat(e1), ev2 = f32x4.splat(e2), ev3 = f32x4.splat(e3);
+        const vp0 = vb + ((<usize>(j0 + jj) * vs2) << 2);
+        const vp1 = vp0 + (vs2 << 2), vp2 = vp0 + (vs2 << 3), vp3 = vp1 + (vs2 << 3);
+        for (let d = 0; d < D4; d += 4) {
+          const o = <usize>d << 2;
+          let t = fma(ev0, v128.load(vp0 + o), v128.load(acc + o));
+          t = fma(ev1, v128.load(vp1 + o), t);
+          t = fma(ev2, v128.load(vp2 + o), t);
+          v128.store(acc + o, fma(ev3, v128.load(vp3 + o), t));
+        }
+        for (let d = D4; d < D; d++) {
+          const o = <usize>d << 2;
+          let t = load<f32>(acc + o) + e0 * load<f32>(vp0 + o);
+          t += e1 * load<f32>(vp1 + o);
+          t += e2 * load<f32>(vp2 + o);
+          store<f32>(acc + o, t + e3 * load<f32>(vp3 + o));
+        }
+      }
+      for (; jj < n; jj++) {
         const e = load<f32>(sc + (<usize>jj << 2));
         if (e == 0) continue;
         const ev = f32x4.splat(e);

@@ -351,56 +351,97 @@ export function qmv_prep_bytes(M: i32, K: i32): i32 {
   }
 }
 
-@inline function qmvRuns(w: usize, N: i32, K: i32, dq: usize, dd: usize, M: i32, c: usize, ldc: usize, add: bool,
-  prep: usize): void {
+/** decode job j (8 runs of ≤ RUN consecutive rows) of one weight matrix against prepared activations */
+function qmvJob(w: usize, N: i32, K: i32, M: i32, c: usize, ldc: usize, add: bool, prep: usize, j: i32): void {
   const nb = K >> 5;
-  prepDecode(dq, dd, M, K, prep);
   const bb: usize = 34;
   const rowBytes = <usize>nb * bb;
   const one = i16x8.splat(<i16>(nb > 0 ? 1 : 0));
   const JR = 8 * RUN;
   const last = N - 1;
-  for (let j = nextJob(); j * JR < N; j = nextJob()) {
-    const j0 = j * JR;
-    // the last job may be short: 8 runs of ceil(rows / 8); rows past N repeat the last row (computed, not stored)
-    const L = min(RUN, (N - j0 + 7) >> 3);
-    for (let t = 0; t < L; t++) {
-      const n0 = j0 + t;
-      const r0 = w + <usize>n0 * rowBytes;
-      const r1 = w + <usize>min(n0 + L, last) * rowBytes, r2 = w + <usize>min(n0 + 2 * L, last) * rowBytes;
-      const r3 = w + <usize>min(n0 + 3 * L, last) * rowBytes, r4 = w + <usize>min(n0 + 4 * L, last) * rowBytes;
-      const r5 = w + <usize>min(n0 + 5 * L, last) * rowBytes, r6 = w + <usize>min(n0 + 6 * L, last) * rowBytes;
-      const r7 = w + <usize>min(n0 + 7 * L, last) * rowBytes;
-      for (let m = 0; m < M; m++) {
-        let pa = prep + <usize>m * <usize>nb * PREP;
-        let w0 = r0, w1 = r1, w2 = r2, w3 = r3, w4 = r4, w5 = r5, w6 = r6, w7 = r7;
-        let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
-        for (let b = 0; b < nb; b++) {
-          const u0 = v128.load(pa), u1 = v128.load(pa, 16), s0 = v128.load(pa, 32), s1 = v128.load(pa, 48);
-          const nc = v128.load32_splat(pa, 64);
-          const dav = v128.load32_splat(pa, 68);
-          const s = i32x4.sub(hadd4i(rowDotX(w0, u0, u1, s0, s1, one), rowDotX(w1, u0, u1, s0, s1, one),
-            rowDotX(w2, u0, u1, s0, s1, one), rowDotX(w3, u0, u1, s0, s1, one)), nc);
-          acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
-          // never taken: a block boundary against spills (see qmmImpl's decode pass)
-          if (<i32>ldc < 0) acc = f32x4.neg(acc);
-          const s2 = i32x4.sub(hadd4i(rowDotX(w4, u0, u1, s0, s1, one), rowDotX(w5, u0, u1, s0, s1, one),
-            rowDotX(w6, u0, u1, s0, s1, one), rowDotX(w7, u0, u1, s0, s1, one)), nc);
-          acc2 = fma(f32x4.convert_i32x4_s(s2), f32x4.mul(scales4(w4, w5, w6, w7), dav), acc2);
-          pa += PREP;
-          w0 += bb; w1 += bb; w2 += bb; w3 += bb; w4 += bb; w5 += bb; w6 += bb; w7 += bb;
-        }
-        const cm = c + ((<usize>m * ldc) << 2);
-        put(cm, n0, f32x4.extract_lane(acc, 0), add);
-        if (n0 + L < N) put(cm, n0 + L, f32x4.extract_lane(acc, 1), add);
-        if (n0 + 2 * L < N) put(cm, n0 + 2 * L, f32x4.extract_lane(acc, 2), add);
-        if (n0 + 3 * L < N) put(cm, n0 + 3 * L, f32x4.extract_lane(acc, 3), add);
-        if (n0 + 4 * L < N) put(cm, n0 + 4 * L, f32x4.extract_lane(acc2, 0), add);
-        if (n0 + 5 * L < N) put(cm, n0 + 5 * L, f32x4.extract_lane(acc2, 1), add);
-        if (n0 + 6 * L < N) put(cm, n0 + 6 * L, f32x4.extract_lane(acc2, 2), add);
-        if (n0 + 7 * L < N) put(cm, n0 + 7 * L, f32x4.extract_lane(acc2, 3), add);
+  const j0 = j * JR;
+  // the last job may be short: 8 runs of ceil(rows / 8); rows past N repeat the last row (computed, not stored)
+  const L = min(RUN, (N - j0 + 7) >> 3);
+  for (let t = 0; t < L; t++) {
+    const n0 = j0 + t;
+    const r0 = w + <usize>n0 * rowBytes;
+    const r1 = w + <usize>min(n0 + L, last) * rowBytes, r2 = w + <usize>min(n0 + 2 * L, last) * rowBytes;
+    const r3 = w + <usize>min(n0 + 3 * L, last) * rowBytes, r4 = w + <usize>min(n0 + 4 * L, last) * rowBytes;
+    const r5 = w + <usize>min(n0 + 5 * L, last) * rowBytes, r6 = w + <usize>min(n0 + 6 * L, last) * rowBytes;
+    const r7 = w + <usize>min(n0 + 7 * L, last) * rowBytes;
+    for (let m = 0; m < M; m++) {
+      let pa = prep + <usize>m * <usize>nb * PREP;
+      let w0 = r0, w1 = r1, w2 = r2, w3 = r3, w4 = r4, w5 = r5, w6 = r6, w7 = r7;
+      let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const u0 = v128.load(pa), u1 = v128.load(pa, 16), s0 = v128.load(pa, 32), s1 = v128.load(pa, 48);
+        const nc = v128.load32_splat(pa, 64);
+        const dav = v128.load32_splat(pa, 68);
+        const s = i32x4.sub(hadd4i(rowDotX(w0, u0, u1, s0, s1, one), rowDotX(w1, u0, u1, s0, s1, one),
+          rowDotX(w2, u0, u1, s0, s1, one), rowDotX(w3, u0, u1, s0, s1, one)), nc);
+        acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
+        // never taken: a block boundary against spills (see qmmImpl's decode pass)
+        if (<i32>ldc < 0) acc = f32x4.neg(acc);
+        const s2 = i32x4.sub(hadd4i(rowDotX(w4, u0, u1, s0, s1, one), rowDotX(w5, u0, u1, s0, s1, one),
+          rowDotX(w6, u0, u1, s0, s1, one), rowDotX(w7, u0, u1, s0, s1, one)), nc);
+        acc2 = fma(f32x4.convert_i32x4_s(s2), f32x4.mul(scales4(w4, w5, w6, w7), dav), acc2);
+        pa += PREP;
+        w0 += bb; w1 += bb; w2 += bb; w3 += bb; w4 += bb; w5 += bb; w6 += bb; w7 += bb;
       }
+      const cm = c + ((<usize>m * ldc) << 2);
+      put(cm, n0, f32x4.extract_lane(acc, 0), add);
+      if (n0 + L < N) put(cm, n0 + L, f32x4.extract_lane(acc, 1), add);
+      if (n0 + 2 * L < N) put(cm, n0 + 2 * L, f32x4.extract_lane(acc, 2), add);
+      if (n0 + 3 * L < N) put(cm, n0 + 3 * L, f32x4.extract_lane(acc, 3), add);
+      if (n0 + 4 * L < N) put(cm, n0 + 4 * L, f32x4.extract_lane(acc2, 0), add);
+      if (n0 + 5 * L < N) put(cm, n0 + 5 * L, f32x4.extract_lane(acc2, 1), add);
+      if (n0 + 6 * L < N) put(cm, n0 + 6 * L, f32x4.extract_lane(acc2, 2), add);
+      if (n0 + 7 * L < N) put(cm, n0 + 7 * L, f32x4.extract_lane(acc2, 3), add);
     }
+  }
+}
+
+@inline function qmvRuns(w: usize, N: i32, K: i32, dq: usize, dd: usize, M: i32, c: usize, ldc: usize, add: bool,
+  prep: usize): void {
+  prepDecode(dq, dd, M, K, prep);
+  for (let j = nextJob(); j * 8 * RUN < N; j = nextJob()) qmvJob(w, N, K, M, c, ldc, add, prep, j);
+}
+
+/** whether qmv_q8 is built (the relaxed build: it runs qmvJob) */
+export function qmv_q8_built(): i32 {
+  return Q8R ? 1 : 0;
+}
+
+/** scratch bytes per thread of qmv_q8: quantized rows, their scales and the prepared blocks (64-byte aligned) */
+export function qmv_q8_scratch_bytes(M: i32, K: i32): i32 {
+  return ((M * K + 63) & ~63) + ((M * (K >> 5) * 4 + 63) & ~63) + qmv_prep_bytes(M, K);
+}
+
+/**
+ * Decode products sharing one f32 input: C_i (M×N_i, ldc_i) (+)= q8(A) · W_iᵀ for up to three q8_0 weight
+ * matrices (nmat) in one dispatch, A (M < 4 rows, lda). Every thread quantizes and prepares A itself (K/32
+ * blocks: cheaper than a second dispatch), then takes jobs numbered across the matrices in order. Results
+ * are those of quant_rows_q8 + qmm for each matrix alone (same rounding, same job contents).
+ */
+export function qmv_q8(nmat: i32, K: i32, a: usize, M: i32, lda: usize, accumulate: i32, scratch: usize, scratchStride: usize,
+  w0: usize, N0: i32, c0: usize, ldc0: usize, w1: usize, N1: i32, c1: usize, ldc1: usize,
+  w2: usize, N2: i32, c2: usize, ldc2: usize, ith: i32, nth: i32): void {
+  if (!Q8R) return;
+  const ws = scratch + <usize>ith * scratchStride;
+  const dq = ws;
+  const dd = dq + <usize>((M * K + 63) & ~63);
+  const prep = dd + <usize>((M * (K >> 5) * 4 + 63) & ~63);
+  quant_rows_q8(a, lda, 0, M, K, dq, dd, 0, 0, 0, 1);
+  prepDecode(dq, dd, M, K, prep);
+  const JR = 8 * RUN;
+  const add = accumulate != 0;
+  const j0 = (N0 + JR - 1) / JR;
+  const j1 = nmat > 1 ? j0 + (N1 + JR - 1) / JR : j0;
+  const j2 = nmat > 2 ? j1 + (N2 + JR - 1) / JR : j1;
+  for (let j = nextJob(); j < j2; j = nextJob()) {
+    if (j < j0) qmvJob(w0, N0, K, M, c0, ldc0, add, prep, j);
+    else if (j < j1) qmvJob(w1, N1, K, M, c1, ldc1, add, prep, j - j0);
+    else qmvJob(w2, N2, K, M, c2, ldc2, add, prep, j - j1);
   }
 }
 

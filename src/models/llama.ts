@@ -11,9 +11,10 @@ import { ConfigError } from '../errors.ts';
 import { Module } from '../nn/module.ts';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.ts';
 import { KVCache, multiHeadAttention } from '../nn/attention.ts';
+import { linearShared, swiglu } from '../nn/fused.ts';
 import { Rng } from '../tensor/rng.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { add, mul, silu } from '../tensor/ops/elementwise.ts';
+import { add } from '../tensor/ops/elementwise.ts';
 import { linear } from '../tensor/ops/matmul.ts';
 
 export interface LlamaConfig {
@@ -81,14 +82,16 @@ export class LlamaBlock extends Module {
   forward(x: Tensor, pos0: number, cache: KVCache | null, layer: number, keyMask: Uint8Array | null): Tensor {
     const c = this._c;
     const h = this.attn_norm.forward(x);
-    const a = multiHeadAttention(this.attn_q.forward(h), this.attn_k.forward(h), this.attn_v.forward(h), {
+    const [q, k, v] = linearShared(h, [this.attn_q, this.attn_k, this.attn_v]); // (B, T, E), (B, T, Hkv·D) ×2
+    const a = multiHeadAttention(q!, k!, v!, {
       H: c['attention.head_count'], Hkv: c['attention.head_count_kv'], causal: true, pos0,
       rope: { mode: c.rope_type ?? 'norm', base: c['rope.freq_base'], nRot: c['rope.dimension_count'] },
       cache: cache ? cache.layers[layer]! : null, keyMask,
     });
     x = add(x, this.attn_output.forward(a));
     const g = this.ffn_norm.forward(x);
-    return add(x, this.ffn_down.forward(mul(silu(this.ffn_gate.forward(g)), this.ffn_up.forward(g))));
+    const [gate, up] = linearShared(g, [this.ffn_gate, this.ffn_up]); // (B, T, F) ×2
+    return add(x, this.ffn_down.forward(swiglu(gate!, up!)));
   }
 }
 

@@ -78,6 +78,11 @@ export interface Backend {
   supports(kernel: KernelName, dtypes: readonly DType[]): boolean;
 
   matmul(p: MatmulParams): void;
+  /**
+   * Several products sharing their A operand (same a, aOff, lda, transA, M, K; batch 1), each `matmul(p)`:
+   * a backend may run them as one dispatch (decoding: Q/K/V, gate/up from one normed input).
+   */
+  matmulShared(ps: readonly MatmulParams[]): void;
 
   /**
    * out[i] = a[ia] op b[ib] over `shape`, with element strides for a and b (0 on broadcast dims);
@@ -89,6 +94,8 @@ export interface Backend {
   unary(op: UnaryOp, n: number, x: F32, xOff: number, out: F32): void;
   /** dx[i] = dy[i] · op'(x[i]) for i < n (contiguous) */
   unaryBackward(op: UnaryOp, n: number, x: F32, xOff: number, dy: F32, dx: F32): void;
+  /** SwiGLU: out[i] = silu(g[i]) · u[i] for i < n (contiguous) */
+  swiglu(n: number, g: F32, gOff: number, u: F32, uOff: number, out: F32): void;
   /** out[i] = x[i] * alpha + beta */
   affine(n: number, x: F32, xOff: number, alpha: number, beta: number, out: F32): void;
   /** copy a strided view (shape, strides, offset) into a contiguous array */

@@ -164,6 +164,36 @@ for (const flavour of ['relaxed', 'simd'] as const) {
           }
       });
     }
+    test('matmulShared (Q/K/V-, gate/up-shaped groups, 1–4 products) equals separate products, bit for bit', () => {
+      let seed = 5000;
+      for (const be of [be1, be2])
+        for (const [M, K, Ns, types] of [
+          [1, 64, [300, 64, 64], ['q8_0', 'q8_0', 'q8_0']], [1, 96, [5, 1], ['q8_0', 'q8_0']],
+          [3, 32, [67, 300, 129, 8], ['q8_0', 'q8_0', 'q8_0', 'q8_0']], [1, 64, [64, 33], ['q8_0', 'q4_0']],
+          [5, 32, [64, 64], ['q8_0', 'q8_0']],
+        ] as [number, number, number[], DType[]][]) {
+          seed++;
+          const a = inArena(be, heapRandom(M * K + 3, seed).map((v, i) => (i % 11 === 0 ? v * 30 : v)));
+          const ws = Ns.map((N, i) => bytesInArena(be, quantWeights(types[i]!, N, K, seed * 7 + i)));
+          const accumulate = seed % 2 === 0;
+          const params = (cs: Float32Array[]) => Ns.map((N, i): MatmulParams => ({
+            batch: 1, M, N, K, a, aOff: 3, transA: false, lda: K, strideA: 0,
+            b: ws[i]!, bType: types[i]!, bOff: 7, transB: true, ldb: K, strideB: 0, c: cs[i]!, cOff: 0, ldc: N, strideC: 0, accumulate,
+          }));
+          const c0 = Ns.map((N, i) => heapRandom(M * N, seed + 100 + i));
+          const sep = c0.map((c) => inArena(be, c));
+          for (const p of params(sep)) be.matmul(p);
+          const fused = c0.map((c) => inArena(be, c));
+          be.matmulShared(params(fused));
+          const ref = c0.map((c) => c.slice());
+          refBackend.matmulShared(params(ref));
+          Ns.forEach((N, i) => {
+            const what = `M=${M} K=${K} N=${Ns} #${i} acc=${accumulate}`;
+            assert.deepEqual(fused[i], sep[i], what);
+            assertClose(fused[i]!, ref[i]!, 1, what, ref[i]!.map((v) => 1e-5 * Math.abs(v) + 1e-5 * Math.sqrt(K)));
+          });
+        }
+    });
     test('q8_0 activation quantization ties round away from zero (roundf)', () => {
       // x = 2.5·d exactly: roundf → 3, round-half-even would give 2
       const K = 32;

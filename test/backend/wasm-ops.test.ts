@@ -183,6 +183,13 @@ for (const threads of [1, 2]) {
           const f32Deriv = op === 'sigmoid' || op === 'silu' || op === 'quick_gelu' || op === 'gelu_erf';
           assertClose(gotB, wantB, f32Deriv ? 1e-6 : 1.2e-7, `${op}' n=${n}`, undefined, f32Deriv ? 1e-7 : 1e-30);
         }
+        const u = heapRandom(n + 2, n + 5);
+        const wantS = new Float32Array(n);
+        refBackend.swiglu(n, x, 1, u, 2, wantS);
+        const gotS = inArena(be, new Float32Array(n));
+        be.swiglu(n, inArena(be, x), 1, inArena(be, u), 2, gotS);
+        // silu as `unary` (f64), then one f32 product
+        assertClose(gotS, wantS, 2.4e-7, `swiglu n=${n}`, undefined, 1e-30);
         const want = new Float32Array(n);
         refBackend.affine(n, x, 1, 0.5, -2, want);
         const got = inArena(be, new Float32Array(n));

@@ -14,12 +14,19 @@ export const refBackend: Backend = {
   allocator: heapAllocator,
   supports: () => true,
   matmul: matmulRef,
+  matmulShared(ps) {
+    for (const p of ps) matmulRef(p);
+  },
   binary,
   unary(op, n, x, xOff, out) {
     for (let i = 0; i < n; i++) out[i] = unaryScalar(op, x[xOff + i]!);
   },
   unaryBackward(op, n, x, xOff, dy, dx) {
     for (let i = 0; i < n; i++) dx[i] = dy[i]! * unaryDerivative(op, x[xOff + i]!);
+  },
+  swiglu(n, g, gOff, u, uOff, out) {
+    // rounded as silu then mul: silu(g) stored as f32, then one f32 product
+    for (let i = 0; i < n; i++) out[i] = Math.fround(unaryScalar('silu', g[gOff + i]!)) * u[uOff + i]!;
   },
   affine(n, x, xOff, alpha, beta, out) {
     for (let i = 0; i < n; i++) out[i] = x[xOff + i]! * alpha + beta;

@@ -15,7 +15,7 @@ import { ThreadPool } from '../threads/pool.ts';
 import { WasmArena } from './arena.ts';
 import { compileKernels, type WasmFlavour } from './loader.ts';
 import { Stager } from './stage.ts';
-import { matmul } from './matmul.ts';
+import { matmul, matmulShared } from './matmul.ts';
 import { JOBS_ADDR, KERNELS, type Kernels } from './kernels.ts';
 import { ops, SUPPORTED } from './ops.ts';
 import { WA } from './wasm-api.ts';
@@ -70,11 +70,14 @@ export function createWasmBackend(threads: number, opts: WasmBackendOptions = {}
     features,
     arena,
     supports(kernel: KernelName, dtypes: readonly DType[]): boolean {
-      if (kernel === 'matmul') return true;
+      if (kernel === 'matmul' || kernel === 'matmulShared') return true;
       return SUPPORTED.has(kernel) && dtypes.every((d) => d === 'f32');
     },
     matmul(p: MatmulParams): void {
       matmul(k, p);
+    },
+    matmulShared(ps: readonly MatmulParams[]): void {
+      matmulShared(k, ps);
     },
     close(): void {
       pool.close();

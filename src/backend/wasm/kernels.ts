@@ -8,7 +8,7 @@ export const KERNELS = [
   'gemm_f32', 'gemv_rows', 'gemv_cols', 'quant_rows_q8', 'round_rows', 'qmm', 'hmm',
   'softmax_rows', 'softmax_bwd_rows', 'rmsnorm_rows', 'layernorm_rows', 'layernorm_bwd_rows', 'rmsnorm_bwd_rows',
   'norm_param_grads', 'attention_fwd', 'adamw_step', 'binary_rows', 'unary_f32', 'affine_f32', 'unary_f64', 'unary_bwd_f64',
-  'copy_strided', 'reduce_dim', 'rope_f32', 'cross_entropy', 'unary_bwd_f32',
+  'copy_strided', 'reduce_dim', 'rope_f32', 'cross_entropy', 'qmv_q8', 'unary_bwd_f32',
 ] as const;
 
 export type KernelId = (typeof KERNELS)[number];
@@ -23,6 +23,8 @@ export interface Kernels {
   threads: number;
   /** the job counter of asm/common.ts (JOBS): zero it before dispatching a kernel that takes jobs */
   jobs: Int32Array;
+  /** whether the build has the fused q8_0 decode kernel (asked once) */
+  qmv?: boolean;
 }
 
 export const JOBS_ADDR = 256;

@@ -1,7 +1,9 @@
 /**
  * matmul dispatch: f32 products go to the packed GEMM, or to matrix–vector kernels when M = 1 or N = 1
  * (bandwidth-bound: no packing); quantized weights quantize/round the activations once, then run the
- * block-dot kernels split over weight rows.
+ * block-dot kernels split over weight rows. Decode products with q8_0 weights (M < 4, relaxed build) run as
+ * one `qmv_q8` dispatch that quantizes the activations in each thread, and several products sharing their
+ * input (`matmulShared`: Q/K/V, gate/up) as one dispatch for up to three of them.
  */
 import type { MatmulParams } from '../../tensor/kernels.ts';
 import { BLOCKS } from '../../tensor/dtype.ts';
@@ -30,7 +32,8 @@ export function matmul(k: Kernels, p: MatmulParams): void {
     }
     const a = st.in(p.a, p.aOff, span(batch, p.strideA, M, K, p.lda, p.transA));
     const c = st.out(p.c, p.cOff, cLen, p.accumulate);
-    if (p.bType === 'f32') matmulF32(k, p, a, c);
+    if (qmvFits(k, p)) qmv(k, [p], a, [c]);
+    else if (p.bType === 'f32') matmulF32(k, p, a, c);
     else matmulQuant(k, p, a, c);
     st.done();
   } catch (e) {
@@ -99,4 +102,55 @@ function matmulQuant(k: Kernels, p: MatmulParams, a: number, c: number): void {
     if (q) runJobs(k, KI.qmm, [type === 'q8_0' ? 0 : 1, wb, N, K, act, scales, M, cb, p.ldc, acc, s.base, s.stride], nth);
     else runJobs(k, KI.hmm, [type === 'f16' ? 0 : 1, wb, N, K, act, M, cb, p.ldc, acc], nth);
   }
+}
+
+/** whether `p` runs on the fused decode kernel (q8_0 weights, a few untransposed activation rows) */
+function qmvFits(k: Kernels, p: MatmulParams): boolean {
+  return p.bType === 'q8_0' && p.M < 4 && p.batch === 1 && !p.transA && p.transB && p.K % 32 === 0 && p.K > 0 &&
+    (k.qmv ??= (k.exports.qmv_q8_built as Fn)() === 1);
+}
+
+/** products in `ps` (all qmvFits, same A) in one dispatch per three: a is A's pointer, cs the outputs' */
+function qmv(k: Kernels, ps: readonly MatmulParams[], a: number, cs: readonly number[]): void {
+  const { M, K } = ps[0]!;
+  const st = k.stager;
+  const rowBytes = (K / 32) * 34;
+  for (let i0 = 0; i0 < ps.length; i0 += 3) {
+    const n = Math.min(3, ps.length - i0);
+    let work = 0;
+    const mats: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const p = ps[i0 + Math.min(i, n - 1)]!;
+      if (i < n) work += 2 * M * p.N * K;
+      mats.push(st.in(p.b as Uint8Array, p.bOff, p.N * rowBytes), p.N, cs[i0 + Math.min(i, n - 1)]!, p.ldc);
+    }
+    const nth = threadsFor(k, work, 1 << 17);
+    const s = st.scratch((k.exports.qmv_q8_scratch_bytes as Fn)(M, K), nth);
+    runJobs(k, KI.qmv_q8, [n, K, a, M, ps[0]!.lda, ps[0]!.accumulate ? 1 : 0, s.base, s.stride, ...mats], nth);
+  }
+}
+
+/**
+ * Products sharing their A operand (same a, aOff, lda, transA, M, K; batch 1): one dispatch for those the
+ * fused decode kernel takes, the usual path for the others.
+ */
+export function matmulShared(k: Kernels, ps: readonly MatmulParams[]): void {
+  const first = ps[0];
+  if (!first) return;
+  const fused = ps.filter((p) => p.N > 0 && p.M > 0 && qmvFits(k, p) && p.accumulate === first.accumulate);
+  if (fused.length < 2) {
+    for (const p of ps) matmul(k, p);
+    return;
+  }
+  const st = k.stager;
+  try {
+    const a = st.in(first.a, first.aOff, span(1, 0, first.M, first.K, first.lda, false));
+    const cs = fused.map((p) => st.out(p.c, p.cOff, span(1, 0, p.M, p.N, p.ldc, false), p.accumulate));
+    qmv(k, fused, a, cs);
+    st.done();
+  } catch (e) {
+    st.done();
+    throw e;
+  }
+  for (const p of ps) if (!fused.includes(p)) matmul(k, p);
 }

@@ -9,7 +9,7 @@ import { K as KI, threadsFor, type Kernels } from './kernels.ts';
 
 export const SUPPORTED = new Set<KernelName>([
   'binary', 'unary', 'unaryBackward', 'affine', 'softmax', 'softmaxBackward', 'logSoftmax', 'layerNorm', 'layerNormBackward',
-  'rmsNorm', 'rmsNormBackward', 'attention', 'adamw', 'copyStrided', 'reduce', 'rope', 'crossEntropy',
+  'rmsNorm', 'rmsNormBackward', 'attention', 'adamw', 'copyStrided', 'reduce', 'rope', 'crossEntropy', 'swiglu',
 ]);
 
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
@@ -87,6 +87,18 @@ export function ops(k: Kernels): Partial<Backend> {
       const id = UNARY_BWD_SIMD[op];
       if (id !== undefined) run(KI.unary_bwd_f32, [id, n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n);
       else run(KI.unary_bwd_f64, [UNARY_F64[op], n, st.in(x, xOff, n), st.in(dy, 0, n), out(dx, n)], n, 1 << 12);
+    },
+    swiglu(n, g, gOff, u, uOff, o): void {
+      if (n < 8) return refBackend.swiglu(n, g, gOff, u, uOff, o);
+      // silu as `unary` computes it (f64, as the reference: q8_0 activations downstream amplify any ulp),
+      // then the product in place: two kernels, no intermediate tensor
+      const pg = st.in(g, gOff, n), pu = st.in(u, uOff, n), po = out(o, n);
+      try {
+        k.pool.run(KI.unary_f64, [UNARY_F64.silu, n, pg, po], threadsFor(k, n, 1 << 12));
+        k.pool.run(KI.binary_rows, [BINARY.mul, 1, n, po, 0, 1, pu, 0, 1, po], 1);
+      } finally {
+        st.done();
+      }
     },
     affine(n, x, xOff, alpha, beta, o): void {
       if (n < 8) return refBackend.affine(n, x, xOff, alpha, beta, o);
