@@ -2,7 +2,7 @@
 // staged training (configs/shapes-default.json), evaluation on a fresh test split, and a report with the
 // wall-clock time. Resumes from the last checkpoint when re-run. `--smoke` runs a minutes-long miniature
 // into runs/smoke/ to check the pipeline (its model is not the bundled one).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,7 @@ gen('val', smoke ? 16 : 500, path.join(dataDir, 'val'), 'mixed');
 gen('test', smoke ? 16 : 2000, path.join(dataDir, 'test'), 'ts');
 const robust = smoke ? [['svg-256', 256, 8]] : [['svg-256', 256, 2000], ['svg-96', 96, 500], ['svg-512', 512, 500]];
 for (const [name, size, count] of robust) gen('test', count, path.join(dataDir, `test-${name}`), 'svg', size);
+const dataMs = Date.now() - t0;
 
 let config = path.join(root, 'configs/shapes-default.json');
 if (smoke) {
@@ -49,22 +50,33 @@ const trainMs = Date.now() - t0;
 
 const outDir = JSON.parse(readFileSync(config, 'utf8')).output.dir;
 const models = path.resolve(path.dirname(config), outDir);
-const evalOn = (dir, limit) => {
+// the evaluations run two at a time, one thread each (a model this small gains nothing from a second thread)
+const evalOn = (dir, limit) => new Promise((resolve) => {
   const t = Date.now();
-  const r = spawnSync(process.execPath, [path.join(root, 'bin/vista.js'), 'eval', '--model', path.join(models, 'vista-shapes.gguf'),
-    '--mmproj', path.join(models, 'mmproj-vista-shapes.gguf'), '--data', dir, '--json', ...(limit ? ['--limit', String(limit)] : [])],
-  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) process.exit(r.status ?? 1);
-  console.error(`eval ${path.relative(root, dir)}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
-  return JSON.parse(r.stdout);
-};
+  const args = [path.join(root, 'bin/vista.js'), 'eval', '--model', path.join(models, 'vista-shapes.gguf'),
+    '--mmproj', path.join(models, 'mmproj-vista-shapes.gguf'), '--data', dir, '--json', ...(limit ? ['--limit', String(limit)] : [])];
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, VISTA_THREADS: '1' } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.on('close', (code) => {
+    if (code !== 0) process.exit(code ?? 1);
+    console.error(`eval ${path.relative(root, dir)}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    resolve(JSON.parse(out));
+  });
+});
 const report = path.join(models, 'eval-report.json');
-const evals = { test: evalOn(path.join(dataDir, 'test'), smoke ? 8 : 0) };
-for (const [name] of robust) evals[`test-${name}`] = evalOn(path.join(dataDir, `test-${name}`), smoke ? 8 : 0);
+const sets = [['test', path.join(dataDir, 'test')], ...robust.map(([name]) => [`test-${name}`, path.join(dataDir, `test-${name}`)])];
+const evals = {};
+for (let i = 0; i < sets.length; i += 2)
+  await Promise.all(sets.slice(i, i + 2).map(async ([name, dir]) => (evals[name] = await evalOn(dir, smoke ? 8 : 0))));
 for (const e of Object.values(evals)) for (const k of ['model', 'mmproj', 'data']) e[k] = path.relative(root, e[k]);
-writeFileSync(report, `${JSON.stringify(evals, null, 2)}\n`);
+writeFileSync(report, `${JSON.stringify(Object.fromEntries(sets.map(([n]) => [n, evals[n]])), null, 2)}\n`);
+const min = (ms) => +(ms / 60000).toFixed(1);
+const summary = JSON.parse(readFileSync(path.join(models, 'vista-shapes.summary.json'), 'utf8'));
 writeFileSync(path.join(models, 'train-report.json'), JSON.stringify({
-  command: 'npm run train:default', smoke, seed: 0, wallClockMinutes: +(trainMs / 60000).toFixed(1),
+  command: 'npm run train:default', smoke, seed: 0,
+  minutes: { data: min(dataMs), train: min(trainMs - dataMs), eval: min(Date.now() - t0 - trainMs), total: min(Date.now() - t0) },
+  samplesPerSecond: summary.samplesPerSecond, tokensPerSecond: summary.tokensPerSecond, steps: summary.steps, params: summary.params,
   machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version },
 }, null, 2));
-console.error(`done in ${(trainMs / 60000).toFixed(1)} min; eval report: ${report}`);
+console.error(`done in ${min(Date.now() - t0)} min (data + training ${min(trainMs)}); eval report: ${report}`);
