@@ -1,12 +1,12 @@
 /**
  * A pool of `threads - 1` worker_threads running the same wasm module on the same shared memory; the
  * calling thread takes share 0. `run` is synchronous: it publishes (kernel, args) in a shared control
- * block, wakes the workers, does its own share and waits for theirs (spin, then Atomics.wait).
+ * block, wakes the workers, does its own share and waits for theirs (spin up to SPIN_MS, then Atomics.wait).
  * Workers are unref()-ed: they never keep the process alive.
  */
 import { Worker } from 'node:worker_threads';
 import { workerSource } from './worker.ts';
-import { CTRL_INTS, ERROR, FN, MAX_ARGS, NARGS, NTH, PENDING, READY, SEQ, SPIN, STOP, type WorkerInit } from './protocol.ts';
+import { CTRL_INTS, ERROR, FN, MAX_ARGS, NARGS, BACKOFF_MS, MAX_THREADS, NTH, PENDING, POLLS, PREEMPTED_MS, READY, SEQ, SLOT, SPIN_MS, STOP, type WorkerInit } from './protocol.ts';
 import { type WasmExports, type WasmMemory, type WasmModule } from '../wasm/wasm-api.ts';
 
 type Kernel = (...args: number[]) => void;
@@ -22,10 +22,13 @@ export class ThreadPool {
   private ready: boolean;
   private readonly call: number[] = [];
   private workerError: Error | null = null;
+  /** no spinning before this time (performance.now()): this thread was descheduled while spinning */
+  private quietUntil = 0;
 
   /** `exports` are the caller's own instance of `module`; `names` the kernels dispatchable by index. */
   constructor(threads: number, module: WasmModule, memory: WasmMemory,
     exports: WasmExports, readonly names: readonly string[]) {
+    if (threads > MAX_THREADS) throw new Error(`vista wasm backend: at most ${MAX_THREADS} threads, got ${threads}`);
     this.threads = threads;
     const ctrlBuf = new SharedArrayBuffer(CTRL_INTS * 4);
     const argsBuf = new SharedArrayBuffer(MAX_ARGS * 8);
@@ -63,8 +66,12 @@ export class ThreadPool {
     this.ready = true;
   }
 
-  /** Run kernel `fn` (index into names) as fn(...args, ith, nth) on `nth` threads (≤ threads). */
-  run(fn: number, args: readonly number[], nth = this.threads): void {
+  /**
+   * Run kernel `fn` (index into names) as fn(...args, ith, nth) on `nth` threads (≤ threads). `jobs`: the
+   * kernel takes jobs from a shared counter until none are left, so the calling thread alone finishes it
+   * and shares that workers have not started by then are revoked.
+   */
+  run(fn: number, args: readonly number[], nth = this.threads, jobs = false): void {
     nth = Math.max(1, Math.min(nth, this.threads));
     const call = this.call;
     call.length = 0;
@@ -81,6 +88,7 @@ export class ThreadPool {
     ctrl[FN] = fn;
     Atomics.store(ctrl, NTH, nth);
     Atomics.store(ctrl, PENDING, nth - 1);
+    for (let i = 1; i < nth; i++) Atomics.store(ctrl, SLOT + i, 1);
     Atomics.add(ctrl, SEQ, 1);
     Atomics.notify(ctrl, SEQ);
     call.push(0, nth);
@@ -90,15 +98,29 @@ export class ThreadPool {
     } catch (e) {
       err = e;
     }
-    let spins = 0;
+    // shares not started yet: revoked (jobs kernels), or waited for asleep (the worker may need this core)
+    let unstarted = false;
+    for (let i = 1; i < nth; i++) {
+      if (jobs && Atomics.compareExchange(ctrl, SLOT + i, 1, 0) === 1) Atomics.sub(ctrl, PENDING, 1);
+      else if (Atomics.load(ctrl, SLOT + i) === 1) unstarted = true;
+    }
+    let polls = 0;
+    let t0 = -1;
+    let last = 0;
     for (;;) {
       const p = Atomics.load(ctrl, PENDING);
       if (p === 0) break;
-      if (++spins > SPIN) {
+      if (++polls < POLLS) continue;
+      polls = 0;
+      const now = performance.now();
+      if (t0 < 0) t0 = now;
+      else if (unstarted || now - t0 >= SPIN_MS || now < this.quietUntil || now - last >= PREEMPTED_MS) {
+        if (now - last >= PREEMPTED_MS) this.quietUntil = now + BACKOFF_MS;
         Atomics.wait(ctrl, PENDING, p, 100);
-        spins = 0;
         if (this.workerError) throw new Error(`vista wasm backend: worker died: ${this.workerError.message}`);
+        t0 = -1;
       }
+      last = now;
     }
     if (err) throw err;
     if (Atomics.load(ctrl, ERROR)) {

@@ -4,8 +4,8 @@
  * compiled JS in dist, and needs no file next to the module. `workerMain` must therefore be
  * self-contained: no imports, no closures; the control-block layout is passed in.
  *
- * Loop: instantiate the kernels on the shared memory, report ready, then wait for dispatches — spin
- * briefly on the sequence word, then sleep in Atomics.wait. Arguments travel as f64 (pointers and sizes
+ * Loop: instantiate the kernels on the shared memory, report ready, then wait for dispatches — spin on
+ * the sequence word for up to SPIN_MS, then sleep in Atomics.wait. Arguments travel as f64 (pointers and sizes
  * fit exactly); (ith, nth) are appended.
  */
 import * as P from './protocol.ts';
@@ -25,19 +25,30 @@ function workerMain(init: WorkerInit, L: Layout): void {
   Atomics.add(ctrl, L.READY, 1);
   Atomics.notify(ctrl, L.READY);
   const call: number[] = [];
+  let quietUntil = 0;
   for (;;) {
     let s: number;
-    let spins = 0;
+    let polls = 0;
+    let t0 = -1;
+    let last = 0;
     while ((s = Atomics.load(ctrl, L.SEQ)) === seq) {
-      if (++spins > L.SPIN) {
+      if (++polls < L.POLLS) continue;
+      polls = 0;
+      const now = performance.now();
+      if (t0 < 0) t0 = now;
+      else if (now - t0 >= L.SPIN_MS || now < quietUntil || now - last >= L.PREEMPTED_MS) {
+        // out of time, backing off, or descheduled between two clock reads (more threads than free cores)
+        if (now - last >= L.PREEMPTED_MS) quietUntil = now + L.BACKOFF_MS;
         Atomics.wait(ctrl, L.SEQ, seq);
-        spins = 0;
+        t0 = -1;
       }
+      last = now;
     }
     seq = s;
     if (Atomics.load(ctrl, L.STOP)) return;
+    // claim this worker's share (revoked, or none in this dispatch: nothing to do)
+    if (Atomics.compareExchange(ctrl, L.SLOT + ith, 1, 0) !== 1) continue;
     const nth = Atomics.load(ctrl, L.NTH);
-    if (ith >= nth) continue;
     const n = ctrl[L.NARGS]!;
     call.length = 0;
     for (let i = 0; i < n; i++) call.push(args[i]!);

@@ -32,7 +32,7 @@ export const JOBS_ADDR = 256;
 /** dispatch a kernel whose threads take jobs from the shared counter */
 export function runJobs(k: Kernels, fn: number, args: number[], nth: number): void {
   Atomics.store(k.jobs, 0, 0);
-  k.pool.run(fn, args, nth);
+  k.pool.run(fn, args, nth, true);
 }
 
 /** threads worth using for `work` units (≈ flops or bytes): dispatch costs a few µs */

@@ -94,7 +94,7 @@ export function ops(k: Kernels): Partial<Backend> {
       // then the product in place: two kernels, no intermediate tensor
       const pg = st.in(g, gOff, n), pu = st.in(u, uOff, n), po = out(o, n);
       try {
-        k.pool.run(KI.unary_f64, [UNARY_F64.silu, n, pg, po], threadsFor(k, n, 1 << 12));
+        k.pool.run(KI.unary_f64, [UNARY_F64.silu, n, pg, po], threadsFor(k, n, 1 << 10)); // ~15 ns an element
         k.pool.run(KI.binary_rows, [BINARY.mul, 1, n, po, 0, 1, pu, 0, 1, po], 1);
       } finally {
         st.done();
