@@ -121,6 +121,25 @@ test('threads = 1 and 2 give identical f32 results (same reduction order)', () =
   }
 });
 
+test('repeated matrix–vector products on 2 threads (the pool revokes only job-taking shares)', () => {
+  // gemv_cols splits columns by thread: a share the pool revoked would leave its columns unwritten (seen
+  // when the worker is not scheduled in time, e.g. two threads on one core)
+  const be = make(2, 'relaxed');
+  const K = 256, N = 512;
+  for (const transB of [false, true]) {
+    const a = inArena(be, heapRandom(K, 1)), b = inArena(be, heapRandom(K * N, 2)), c = inArena(be, new Float32Array(N));
+    const p: MatmulParams = { batch: 1, M: 1, N, K, a, aOff: 0, transA: false, lda: K, strideA: 0, b, bType: 'f32', bOff: 0,
+      transB, ldb: transB ? K : N, strideB: 0, c, cOff: 0, ldc: N, strideC: 0, accumulate: false };
+    const want = new Float32Array(N);
+    refBackend.matmul({ ...p, c: want });
+    for (let r = 0; r < 2000; r++) {
+      c.fill(NaN);
+      be.matmul(p);
+      if (c.some((v, i) => !(Math.abs(v - want[i]!) <= 1e-4))) assert.fail(`transB=${transB}: repetition ${r} differs`);
+    }
+  }
+});
+
 function quantWeights(type: DType, N: number, K: number, seed: number): Uint8Array {
   const w = heapRandom(N * K, seed);
   const bytesPerRow = type === 'f16' || type === 'bf16' ? 2 * K : type === 'q8_0' ? (K / 32) * 34 : (K / 32) * 18;
@@ -164,13 +183,13 @@ for (const flavour of ['relaxed', 'simd'] as const) {
           }
       });
     }
-    test('matmulShared (Q/K/V-, gate/up-shaped groups, 1–4 products) equals separate products, bit for bit', () => {
+    test('matmulShared (Q/K/V-, gate/up-shaped groups, 1–4 products, K up to 2048) equals separate products, bit for bit', () => {
       let seed = 5000;
       for (const be of [be1, be2])
         for (const [M, K, Ns, types] of [
           [1, 64, [300, 64, 64], ['q8_0', 'q8_0', 'q8_0']], [1, 96, [5, 1], ['q8_0', 'q8_0']],
           [3, 32, [67, 300, 129, 8], ['q8_0', 'q8_0', 'q8_0', 'q8_0']], [1, 64, [64, 33], ['q8_0', 'q4_0']],
-          [5, 32, [64, 64], ['q8_0', 'q8_0']],
+          [5, 32, [64, 64], ['q8_0', 'q8_0']], [2, 2048, [300, 67], ['q8_0', 'q8_0']], // K ≥ 2048: shorter runs
         ] as [number, number, number[], DType[]][]) {
           seed++;
           const a = inArena(be, heapRandom(M * K + 3, seed).map((v, i) => (i % 11 === 0 ? v * 30 : v)));

@@ -29,10 +29,16 @@ export interface Kernels {
 
 export const JOBS_ADDR = 256;
 
+/**
+ * Kernels whose threads only take jobs (nextJob) until none are left: one thread can finish them alone, so
+ * the pool may revoke shares a worker has not started. (gemv_cols zeroes the counter but splits by ith.)
+ */
+const JOB_ONLY = new Set<number>(['gemm_f32', 'gemv_rows', 'qmm', 'hmm', 'qmv_q8'].map((n) => KERNELS.indexOf(n as KernelId)));
+
 /** dispatch a kernel whose threads take jobs from the shared counter */
 export function runJobs(k: Kernels, fn: number, args: number[], nth: number): void {
   Atomics.store(k.jobs, 0, 0);
-  k.pool.run(fn, args, nth, true);
+  k.pool.run(fn, args, nth, JOB_ONLY.has(fn));
 }
 
 /** threads worth using for `work` units (≈ flops or bytes): dispatch costs a few µs */
