@@ -28,7 +28,7 @@ const gen = (split, count, out, renderer, size = 128) => {
 gen('train', n, path.join(dataDir, 'train'), 'mixed');
 gen('val', smoke ? 16 : 500, path.join(dataDir, 'val'), 'mixed');
 gen('test', smoke ? 16 : 2000, path.join(dataDir, 'test'), 'ts');
-const robust = smoke ? [['svg-256', 256, 8]] : [['svg-256', 256, 2000], ['svg-96', 96, 500], ['svg-512', 512, 500]];
+const robust = smoke ? [['svg-256', 256, 8]] : [['svg-256', 256, 500], ['svg-96', 96, 250], ['svg-512', 512, 250]];
 for (const [name, size, count] of robust) gen('test', count, path.join(dataDir, `test-${name}`), 'svg', size);
 const dataMs = Date.now() - t0;
 
