@@ -237,43 +237,8 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
         storeRow4(cp + 3 * (ldc << 2), c3, nr, add);
       }
     }
-    // the remaining activation rows (decode: M = 1): eight weight rows share each activation block
-    if (isSigned<T>() && Q8R) {
-      // decode pass by sign transfer (rowDotX): two dots per row instead of four, Σa⁻ once per block.
-      // A splat of a runtime value: kept in a register or stack slot, not reloaded as a constant at every use
-      const one = i16x8.splat(<i16>(nb > 0 ? 1 : 0));
-      for (let m = M & ~3; m < M; m++) {
-        let qa = dq + <usize>m * aRow;
-        let da = dd + <usize>m * dRow;
-        let w0 = r0, w1 = r1, w2 = r2, w3 = r3, w4 = r4, w5 = r5, w6 = r6, w7 = r7;
-        let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
-        for (let b = 0; b < nb; b++) {
-          const a0 = v128.load(qa), a1 = v128.load(qa, 16);
-          const u0 = i8x16.abs(a0), u1 = i8x16.abs(a1);
-          const s0 = i8x16.lt_s(a0, i8x16.splat(0)), s1 = i8x16.lt_s(a1, i8x16.splat(0));
-          // −Σa⁻ of the block in every lane
-          const e = i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(s0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(s1, u1)), one);
-          const e2 = i32x4.add(e, v128.shuffle<i32>(e, e, 2, 3, 0, 1));
-          const nc = i32x4.add(e2, v128.shuffle<i32>(e2, e2, 1, 0, 3, 2));
-          const dav = v128.load32_splat(da);
-          const s = i32x4.sub(hadd4i(rowDotX(w0, u0, u1, s0, s1, one), rowDotX(w1, u0, u1, s0, s1, one),
-            rowDotX(w2, u0, u1, s0, s1, one), rowDotX(w3, u0, u1, s0, s1, one)), nc);
-          acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
-          // never taken (ldc < 2^31): a block boundary, so that the second four rows' loads are not hoisted
-          // above the first four rows' arithmetic (fewer live vectors, no spills)
-          if (<i32>ldc < 0) acc = f32x4.neg(acc);
-          const s2 = i32x4.sub(hadd4i(rowDotX(w4, u0, u1, s0, s1, one), rowDotX(w5, u0, u1, s0, s1, one),
-            rowDotX(w6, u0, u1, s0, s1, one), rowDotX(w7, u0, u1, s0, s1, one)), nc);
-          acc2 = fma(f32x4.convert_i32x4_s(s2), f32x4.mul(scales4(w4, w5, w6, w7), dav), acc2);
-          qa += 32;
-          da += 4;
-          w0 += bb; w1 += bb; w2 += bb; w3 += bb; w4 += bb; w5 += bb; w6 += bb; w7 += bb;
-        }
-        const cp = c + ((<usize>m * ldc + <usize>n8) << 2);
-        storeRow4(cp, acc, min(4, nr8), add);
-        if (nr8 > 4) storeRow4(cp + 16, acc2, nr8 - 4, add);
-      }
-    } else {
+    // the remaining activation rows (M mod 4; decode, M < 4, goes to qmvRuns / qmv_q8 in the relaxed build):
+    // eight weight rows share each activation block
     for (let m = M & ~3; m < M; m++) {
       let qa = dq + <usize>m * aRow;
       let da = dd + <usize>m * dRow;
@@ -297,7 +262,6 @@ const Q4R: bool = ASC_FEATURE_RELAXED_SIMD && true;
       storeRow4(cp, acc, min(4, nr8), add);
       if (nr8 > 4) storeRow4(cp + 16, acc2, nr8 - 4, add);
     }
-    }
   }
   }
 }
@@ -311,13 +275,6 @@ const RUN = 16;
   store<f32>(p, add ? load<f32>(p) + v : v);
 }
 
-/**
- * q8_0 decode (M < 4, relaxed build), sign-transfer dots as in qmmImpl's decode pass, but a job is 8 runs of
- * L ≤ RUN consecutive weight rows and the 8 rows done together are one from each run: the weights are read as
- * 8 long sequential streams whatever K is. Eight adjacent rows of a short-K matrix instead (K = 1024: 8.5 KiB)
- * are 8 short streams within two or three pages, which the hardware prefetchers follow badly: measured ~1.7×
- * faster on 32000×1024 from L3, ~1.1–1.2× on the model's other shapes.
- */
 /** bytes per activation block prepared for the decode pass */
 const PREP: usize = 80;
 
@@ -351,7 +308,14 @@ export function qmv_prep_bytes(M: i32, K: i32): i32 {
   }
 }
 
-/** decode job j (8 runs of ≤ RUN consecutive rows) of one weight matrix against prepared activations */
+/**
+ * q8_0 decode job j (M < 4, relaxed build) of one weight matrix against prepared activations, by sign-transfer
+ * dots (rowDotX: two dots per row, Σa⁻ once per block). The job is 8 runs of L ≤ RUN consecutive weight rows
+ * and the 8 rows done together are one from each run: the weights are read as 8 long sequential streams
+ * whatever K is. Eight adjacent rows of a short-K matrix instead (K = 1024: 8.5 KiB) are 8 short streams
+ * within two or three pages, which the hardware prefetchers follow badly: measured ~1.7× faster on
+ * 32000×1024 from L3, ~1.1–1.2× on the model's other shapes.
+ */
 function qmvJob(w: usize, N: i32, K: i32, M: i32, c: usize, ldc: usize, add: bool, prep: usize, j: i32): void {
   const nb = K >> 5;
   const bb: usize = 34;
@@ -380,7 +344,8 @@ function qmvJob(w: usize, N: i32, K: i32, M: i32, c: usize, ldc: usize, add: boo
         const s = i32x4.sub(hadd4i(rowDotX(w0, u0, u1, s0, s1, one), rowDotX(w1, u0, u1, s0, s1, one),
           rowDotX(w2, u0, u1, s0, s1, one), rowDotX(w3, u0, u1, s0, s1, one)), nc);
         acc = fma(f32x4.convert_i32x4_s(s), f32x4.mul(scales4(w0, w1, w2, w3), dav), acc);
-        // never taken: a block boundary against spills (see qmmImpl's decode pass)
+        // never taken (ldc < 2^31): a block boundary, so that the second four rows' loads are not hoisted above the
+        // first four rows' arithmetic (fewer live vectors, no spills)
         if (<i32>ldc < 0) acc = f32x4.neg(acc);
         const s2 = i32x4.sub(hadd4i(rowDotX(w4, u0, u1, s0, s1, one), rowDotX(w5, u0, u1, s0, s1, one),
           rowDotX(w6, u0, u1, s0, s1, one), rowDotX(w7, u0, u1, s0, s1, one)), nc);

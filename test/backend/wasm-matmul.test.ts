@@ -153,13 +153,13 @@ for (const flavour of ['relaxed', 'simd'] as const) {
     const be1 = make(1, flavour);
     const be2 = make(2, flavour);
     for (const type of ['q8_0', 'q4_0', 'f16', 'bf16'] as const) {
-      test(`${type}: M ∈ {1, 3, 8}, N ∈ {1, 5, 64, 67, 300}, transA, accumulate, batches`, () => {
+      test(`${type}: M ∈ {1, 3, 5, 8}, N ∈ {1, 5, 64, 67, 300}, transA, accumulate, batches`, () => {
         let seed = 1000;
         const Ks = type === 'q8_0' || type === 'q4_0' ? [32, 96, 4096] : [1, 7, 33, 96];
         for (const be of [be1, be2])
-          for (const K of Ks) for (const N of [1, 5, 64, 67, 300]) for (const M of [1, 3, 8]) {
+          for (const K of Ks) for (const N of [1, 5, 64, 67, 300]) for (const M of [1, 3, 5, 8]) {
             if (K === 4096 && (N > 5 || M > 3)) continue;
-            // N = 300: decode jobs of several row runs and a short last job (qmm, M < 4)
+            // M = 5: the rows past M & ~3 of a prefill; N = 300: decode jobs of several row runs and a short last job (qmm, M < 4)
             if (N === 300 && M > 3) continue;
             const transA = seed % 2 === 1;
             const accumulate = seed % 3 === 0;
