@@ -89,7 +89,10 @@ export interface ImageCacheOptions {
   readonly maxBytes?: number;
 }
 
-/** Least-recently-used image embeddings (f32 copies, off the tensor arena), bounded by count and bytes. */
+/**
+ * Least-recently-used f32 arrays by key, bounded by count and bytes: image embeddings here, preprocessed
+ * training images in src/train/data.ts. An array larger than maxBytes is not kept.
+ */
 export class ImageEmbeddingCache {
   private readonly map = new Map<string, Float32Array>();
   private used = 0;

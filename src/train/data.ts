@@ -18,6 +18,7 @@ import { InputError } from '../errors.ts';
 import { IMAGE_SLOT, tokenizeConversation, type ConvMessage, type ConvPart, type PromptFormat } from '../runtime/conversation.ts';
 import { decodeImage, prepareImage, toTensor, type PreprocessOptions } from '../image/index.ts';
 import { Rng } from '../tensor/rng.ts';
+import { ImageEmbeddingCache } from '../runtime/prompt-cache.ts';
 
 export interface LlavaTurn {
   from: string;
@@ -203,30 +204,21 @@ export class EpochOrder {
  * beyond `maxBytes`. Decoding is async (sharp); preprocessing is vista's own (same as inference).
  */
 export class ImageCache {
-  private readonly map = new Map<string, Float32Array>();
-  private bytes = 0;
-  constructor(readonly pp: PreprocessOptions, readonly maxBytes: number) {}
+  private readonly lru: ImageEmbeddingCache;
+  constructor(readonly pp: PreprocessOptions, readonly maxBytes: number) {
+    this.lru = new ImageEmbeddingCache({ maxEntries: Infinity, maxBytes });
+  }
 
   async get(file: string): Promise<Float32Array> {
-    const hit = this.map.get(file);
-    if (hit) {
-      this.map.delete(file);
-      this.map.set(file, hit);
-      return hit;
-    }
+    const hit = this.lru.get(file);
+    if (hit) return hit;
     const img = await decodeImage(file).catch((e: Error) => {
       throw new InputError(`image ${file}: ${e.message}`);
     });
     const t = toTensor([prepareImage(img, this.pp)], this.pp);
     const px = t.toArray();
     t.dispose();
-    this.map.set(file, px);
-    this.bytes += px.byteLength;
-    for (const [k, v] of this.map) {
-      if (this.bytes <= this.maxBytes || k === file) break;
-      this.map.delete(k);
-      this.bytes -= v.byteLength;
-    }
+    this.lru.set(file, px);
     return px;
   }
 
