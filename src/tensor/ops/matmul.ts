@@ -19,8 +19,13 @@ interface Operand {
   batchStride: number;
 }
 
+interface Layout {
+  trans: boolean;
+  ld: number;
+}
+
 /** Kernel layout of the last two dims of `e` (row-major or transposed), or null if neither. */
-function layout(e: Tensor): { trans: boolean; ld: number } | null {
+function layout(e: Tensor): Layout | null {
   const rows = e.shape[e.ndim - 2]!;
   const cols = e.shape[e.ndim - 1]!;
   const sr = e.strides[e.ndim - 2]!;
@@ -48,12 +53,8 @@ function batchStride(e: Tensor, nb: number): number | null {
   return stride;
 }
 
-/** Describe the last two dims of `t` (already expanded to the batch shape) for the kernel, copying only if needed. */
-function operand(t: Tensor, batchShape: Shape): Operand {
-  const nd = t.ndim;
-  const e = expand(t, [...batchShape, t.shape[nd - 2]!, t.shape[nd - 1]!]);
-  const l = layout(e);
-  const bs = batchStride(e, batchShape.length);
+/** The kernel's view of one operand: its layout and batch stride as they are, or a contiguous copy. */
+function operand(e: Tensor, l: Layout | null, bs: number | null): Operand {
   if (l && bs !== null) return { t: e, trans: l.trans, ld: l.ld, batchStride: bs };
   const rows = e.shape[e.ndim - 2]!;
   const cols = e.shape[e.ndim - 1]!;
@@ -78,9 +79,17 @@ function matmulNoGrad(a: Tensor, b: Tensor): Tensor {
   if (M * N * batch === 0) return out;
   const kern = backendFor('matmul', ['f32', 'f32']);
   const nb = batchShape.length;
-  if (nb >= 2 && splitBatch(kern, a, b, out, batchShape, M, N, K)) return out;
-  const A = operand(a, batchShape);
-  const B = operand(b, batchShape);
+  // operands expanded to the batch shape, described once
+  const ea = expand(a, [...batchShape, M, K]);
+  const eb = expand(b, [...batchShape, K, N]);
+  const la = layout(ea), lb = layout(eb);
+  const sa = batchStride(ea, nb), sb = batchStride(eb, nb);
+  if (nb >= 2 && (sa === null || sb === null) && la && lb) {
+    splitBatch(kern, ea, eb, la, lb, out, batchShape, M, N, K);
+    return out;
+  }
+  const A = operand(ea, la, sa);
+  const B = operand(eb, lb, sb);
   kern.matmul({
     batch, M, N, K,
     a: A.t.data, aOff: A.t.offset, transA: A.trans, lda: A.ld, strideA: A.batchStride,
@@ -93,15 +102,11 @@ function matmulNoGrad(a: Tensor, b: Tensor): Tensor {
 /**
  * Batch dims that do not collapse to one stride (heads of a (B, T, H, D) tensor viewed as (B, H, T, D)):
  * one kernel call per index of the outer batch dims, batched over the last one, instead of copying the
- * operands. False (nothing done) when the operands collapse anyway or their last two dims need a copy.
+ * operands `ea`, `eb` (expanded to the batch shape; la, lb their layouts).
  */
-function splitBatch(kern: Backend, a: Tensor, b: Tensor, out: Tensor, batchShape: Shape, M: number, N: number, K: number): boolean {
+function splitBatch(kern: Backend, ea: Tensor, eb: Tensor, la: Layout,
+  lb: Layout, out: Tensor, batchShape: Shape, M: number, N: number, K: number): void {
   const nb = batchShape.length;
-  const ea = expand(a, [...batchShape, M, K]);
-  const eb = expand(b, [...batchShape, K, N]);
-  if (batchStride(ea, nb) !== null && batchStride(eb, nb) !== null) return false;
-  const la = layout(ea), lb = layout(eb);
-  if (!la || !lb) return false;
   const inner = batchShape[nb - 1]!;
   const outer = numel(batchShape.slice(0, -1));
   const idx = new Array<number>(nb - 1).fill(0);
@@ -122,7 +127,6 @@ function splitBatch(kern: Backend, a: Tensor, b: Tensor, out: Tensor, batchShape
       idx[d] = 0;
     }
   }
-  return true;
 }
 
 /**
