@@ -1,6 +1,6 @@
 /**
- * Training checkpoints: one safetensors file holding the model (`model.*`), the stage-only contrastive
- * head (`clip.*`), the optimiser buffers (`opt.*`) and, in its metadata, everything else a resumed run
+ * Training checkpoints: one safetensors file holding the model (`model.*`), the stage-only training
+ * heads (`heads.*`: contrastive, dense), the optimiser buffers (`opt.*`) and, in its metadata, everything else a resumed run
  * needs — stage, step, data position, optimiser step, loss history, tokenizer — so resuming is exact.
  * Written atomically (temp file + fsync + rename): a crash mid-write leaves the previous checkpoint.
  * A small JSON sidecar (`checkpoint.json`) repeats the progress for people; resuming never reads it.
@@ -54,7 +54,8 @@ export interface TrainState {
 
 export interface CheckpointParts {
   model: ReadonlyMap<string, Tensor>;
-  clip: ReadonlyMap<string, Tensor> | null;
+  /** throwaway training heads of the current stage (contrastive, dense) */
+  heads: ReadonlyMap<string, Tensor> | null;
   opt: { step: number; tensors: Record<string, Tensor> };
 }
 
@@ -66,7 +67,7 @@ function prefixed(into: Record<string, Tensor>, prefix: string, m: ReadonlyMap<s
 export function checkpointBytes(parts: CheckpointParts, state: TrainState): Uint8Array {
   const tensors: Record<string, Tensor> = {};
   prefixed(tensors, 'model', parts.model);
-  if (parts.clip) prefixed(tensors, 'clip', parts.clip);
+  if (parts.heads) prefixed(tensors, 'heads', parts.heads);
   prefixed(tensors, 'opt', parts.opt.tensors);
   return saveState(tensors, { 'vista.train': JSON.stringify({ ...state, optStep: parts.opt.step }), format: 'vista-train-1' });
 }
@@ -89,7 +90,7 @@ export interface LoadedCheckpoint {
   optStep: number;
   /** copy `model.*` into these parameters (every one present, same shapes) */
   loadModel(into: ReadonlyMap<string, Tensor>): void;
-  loadClip(into: ReadonlyMap<string, Tensor>): void;
+  loadHeads(into: ReadonlyMap<string, Tensor>): void;
   optTensors(): Record<string, Tensor>;
 }
 
@@ -108,7 +109,7 @@ export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
     state: parsed,
     optStep: parsed.optStep,
     loadModel: (into) => copyTensorsStrict(Object.fromEntries(into), part('model'), `checkpoint ${file} (model)`),
-    loadClip: (into) => copyTensorsStrict(Object.fromEntries(into), part('clip'), `checkpoint ${file} (contrastive head)`),
+    loadHeads: (into) => copyTensorsStrict(Object.fromEntries(into), part('heads'), `checkpoint ${file} (training heads)`),
     optTensors: () => part('opt'),
   };
 }

@@ -12,7 +12,6 @@
  */
 import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
-import type { VisionTower } from '../models/vit.ts';
 import { Rng } from '../tensor/rng.ts';
 import { randn } from '../tensor/init.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -62,12 +61,12 @@ export function bagOfWords(captions: readonly (readonly number[])[], vocab: numb
 const l2normalize = (x: Tensor): Tensor => mul(x, rsqrt(add(sum(square(x), -1, true), 1e-8)));
 
 /**
- * Symmetric InfoNCE loss of B image–caption pairs: pixels (B, 3, S, S), bag-of-words (B, V).
+ * Symmetric InfoNCE loss of B image–caption pairs: the tower's patch features (B, P, E), bag-of-words (B, V).
  * Pair b is the positive of row b and of column b; every other pair in the batch is a negative.
  */
-export function clipLoss(tower: VisionTower, head: ClipHead, px: Tensor, bow: Tensor): Tensor {
-  const B = px.shape[0]!;
-  const img = l2normalize(head.img_proj.forward(mean(tower.forward(px), 1))); // (B, C)
+export function clipLoss(head: ClipHead, feats: Tensor, bow: Tensor): Tensor {
+  const B = feats.shape[0]!;
+  const img = l2normalize(head.img_proj.forward(mean(feats, 1))); // (B, C)
   const txt = l2normalize(matmul(bow, head.txt_embd)); // (B, C)
   const logits = mul(matmul(img, transpose(txt)), exp(head.logit_scale)); // (B, B)
   const labels = Int32Array.from({ length: B }, (_, i) => i);

@@ -96,6 +96,8 @@ const Stage = z.object({
   data: z.array(z.enum(['captions', 'instruct'])).min(1).optional(),
   /** vision stage: width of the contrastive embedding space */
   clipDim: pos().default(64),
+  /** weight of the dense per-patch loss on the vision tower from scene metadata (./dense.ts); 0 = off */
+  dense: z.number().min(0).default(0),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -193,6 +195,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     for (const g of groups) if (s.minLr > s.lr[g]!) bad(`${at}.minLr`, `${s.minLr} exceeds lr.${g} = ${s.lr[g]}`);
     if (s.warmup > s.steps) bad(`${at}.warmup`, `${s.warmup} exceeds steps ${s.steps}`);
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
+    if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });
   if (c.eval.every > 0 && !c.data.val) bad('eval.every', 'evaluation needs data.val');

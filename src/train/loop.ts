@@ -10,6 +10,9 @@
  * | align    | projector                       | captions                  | next token on the assistant's caption |
  * | instruct | projector + LM (or LM LoRA)     | dialogues                 | next token on assistant tokens        |
  *
+ * A stage with `dense > 0` (vision, or instruct with the tower unfrozen) adds the dense per-patch loss of
+ * ./dense.ts, weighted by `dense`, on the same forward pass of the tower.
+ *
  * Every step runs inside `tidy`; the same seed gives the same losses, and a run resumed from a checkpoint
  * continues bit-identically (model, optimiser buffers and the data position are all in the checkpoint;
  * shuffles are a pure function of (seed, stage, epoch)).
@@ -18,7 +21,7 @@
  */
 import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, InputError } from '../errors.ts';
 import { initBackend } from '../backend/index.ts';
 import { Llava } from '../models/llava.ts';
 import { VisionLanguageModel } from '../runtime/vlm.ts';
@@ -36,12 +39,14 @@ import { warmupCosine } from '../tensor/schedule.ts';
 import { concat, gather } from '../tensor/ops/shape.ts';
 import { reshape } from '../tensor/ops/view.ts';
 import { crossEntropy } from '../tensor/ops/nn.ts';
-import { scale } from '../tensor/ops/elementwise.ts';
+import { add, scale } from '../tensor/ops/elementwise.ts';
 import { stageData, stageGroups, vlmConfigOf, type DataFile, type StageConfig, type TrainConfig } from './config.ts';
 import {
   EpochOrder, ImageCache, collate, encodeSamples, loadLlava, textOnly, type Batch, type Encoded, type Sample,
 } from './data.ts';
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
+import { DenseHead, denseLoss, denseTargets, loadDenseIndex } from './dense.ts';
+import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
   CHECKPOINT_FILE, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
@@ -99,6 +104,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
+  const denseIndex = config.stages.some((s) => s.dense > 0) ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
@@ -150,7 +156,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (groups.includes('projector')) vlm.mm.setTrainable(true);
     if (groups.includes('lm')) vlm.lm.setTrainable(true);
     if (st.lora) addLora(vlm.lm, st.lora.rank, st.lora.alpha, config.seed + 1000 * (si + 1));
-    const head = st.name === 'vision' ? new ClipHead(tokenizer.vocabSize, vlm.config.vision.embedding_length, st.clipDim, config.seed + si) : null;
+    const heads = stageHeads(st, tokenizer.vocabSize, vlm.config.vision.embedding_length, config.seed + si);
 
     // optimizer: per group (vision / projector / lm / lora), matrices decay, norms and biases do not
     const named: [string, Tensor, string][] = [];
@@ -159,7 +165,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const g = n.includes('.lora_') ? 'lora' : n.startsWith('v.') ? 'vision' : n.startsWith('mm.') ? 'projector' : 'lm';
       named.push([n, t, g]);
     }
-    if (head) for (const [n, t] of head.namedParameters('clip')) named.push([n, t, 'vision']);
+    if (heads) for (const [n, t] of heads.namedParameters()) named.push([n, t, 'vision']);
     const specs: { params: Tensor[]; group: 'vision' | 'projector' | 'lm' | 'lora'; weightDecay: number }[] = [];
     for (const g of groups)
       for (const decay of [true, false]) {
@@ -180,7 +186,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (loaded && loaded.state.stage === si) {
       // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position
       loaded.loadModel(vlm.namedParameters());
-      if (head) loaded.loadClip(head.namedParameters('clip'));
+      if (heads) loaded.loadHeads(heads.namedParameters());
       opt.loadState({ step: loaded.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: loaded.optTensors() });
       order.pos = { ...loaded.state.pos };
       loaded = null;
@@ -189,7 +195,13 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       state.stageStep = 0;
     }
 
-    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N);
+    const G = vlm.config.vision.image_size / vlm.config.vision.patch_size;
+    const dense = (files: readonly string[]) => {
+      if (!heads?.dense) return null;
+      const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
+      return { head: heads.dense, targets: t, weight: st.dense };
+    };
+    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images));
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
       const batch = collate(ids.map((i) => data!.train[i]!), N);
       return { batch, px: batch.images.length ? await images.batch(batch.images) : null };
@@ -205,7 +217,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
           if (chunk.length < 2) break;
           const px = await images.batch(chunk.map((p) => p.image));
           const bow = bagOfWords(chunk.map((p) => p.caption), tokenizer.vocabSize);
-          sum += noGrad(() => tidy(() => clipLoss(vlm.v, head!, Tensor.from(px, [chunk.length, 3, pp.imageSize, pp.imageSize]), bow).item())) * chunk.length;
+          sum += noGrad(() => tidy(() => clipLoss(heads!.clip!, vlm.v.forward(Tensor.from(px, [chunk.length, 3, pp.imageSize, pp.imageSize])), bow).item())) * chunk.length;
           n += chunk.length;
         }
       } else {
@@ -228,7 +240,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     while (state.stageStep < st.steps) {
       if (opts.maxSteps !== undefined && state.step >= opts.maxSteps) {
         state.pos = { ...order.pos };
-        await save(config, vlm, head, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+        await save(config, vlm, heads, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
         progress.stop();
         return { state, vlm, tokenizer, outputs: null };
       }
@@ -241,8 +253,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
         if (pairs) {
           const px = await images.batch(ids.map((i) => pairs[i]!.image));
           const bow = bagOfWords(ids.map((i) => pairs[i]!.caption), tokenizer.vocabSize);
+          const aux = dense(ids.map((i) => pairs[i]!.image));
           lossSum += tidy(() => {
-            const l = clipLoss(vlm.v, head!, Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]), bow);
+            const feats = vlm.v.forward(Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]));
+            let l = clipLoss(heads!.clip!, feats, bow);
+            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets), aux.weight));
             backward(scale(l, 1 / st.gradAccum));
             return l.item();
           });
@@ -262,7 +277,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       opt.groups.forEach((g, i) => (g.lr = scheds[i]!(k)));
       opt.step();
       opt.zeroGrad();
-      head?.clampScale();
+      heads?.clip?.clampScale();
 
       state.stageStep = k;
       state.step++;
@@ -276,7 +291,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
         state.evals.push(await evaluate(st, state.step));
       if (config.checkpoint.every > 0 && state.step % config.checkpoint.every === 0) {
         state.pos = { ...order.pos };
-        await save(config, vlm, head, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+        await save(config, vlm, heads, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
       }
     }
     // ---- end of stage ---------------------------------------------------------------------------
@@ -305,17 +320,40 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * (images·N, D) are stacked and one gather puts every image embedding at its slot; only scored
  * positions reach the output projection.
  */
-export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number): Tensor {
+export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
+  aux: { head: DenseHead; targets: ReturnType<typeof denseTargets>; weight: number } | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
+  let extra: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
-    const img = vlm.encodeImages(Tensor.from(px, [b.images.length, 3, S, S])); // (images, N, D)
+    const feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
+    const img = vlm.mm.forward(feats); // (images, N, D)
     x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
+    if (aux) extra = scale(denseLoss(aux.head, feats, aux.targets), aux.weight);
   }
   const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D])); // (B, T, D)
   const logits = vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
-  return crossEntropy(logits, b.targets);
+  const l = crossEntropy(logits, b.targets);
+  return extra ? add(l, extra) : l;
+}
+
+/** The throwaway heads a stage trains beside the model: contrastive (vision) and dense (`dense > 0`). */
+class StageHeads extends Module {
+  clip: ClipHead | null = null;
+  dense: DenseHead | null = null;
+}
+
+function stageHeads(st: StageConfig, vocab: number, visionWidth: number, seed: number): StageHeads | null {
+  if (st.name !== 'vision' && !(st.dense > 0)) return null;
+  const h = new StageHeads();
+  if (st.name === 'vision') h.clip = new ClipHead(vocab, visionWidth, st.clipDim, seed);
+  if (st.dense > 0) h.dense = new DenseHead(visionWidth, seed);
+  return h;
+}
+
+function noScene(file: string): never {
+  throw new InputError(`dense supervision: no scene metadata for image ${file} in the training split's metadata.jsonl`);
 }
 
 /** (image, caption token ids) pairs of caption samples: the caption is the first assistant answer. */
@@ -371,11 +409,11 @@ function configKey(c: TrainConfig): string {
   return JSON.stringify({ seed: c.seed, model: c.model, init: c.init, tokenizer: c.tokenizer, data: c.data.train, stages: c.stages });
 }
 
-async function save(config: TrainConfig, vlm: Llava, head: ClipHead | null, opt: AdamW | null, state: TrainState, seconds: number,
+async function save(config: TrainConfig, vlm: Llava, heads: StageHeads | null, opt: AdamW | null, state: TrainState, seconds: number,
   write?: (file: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
   state.seconds = seconds;
   const o = opt ? opt.state() : { step: 0, tensors: {} };
-  await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), clip: head ? head.namedParameters('clip') : null, opt: o }, state, write);
+  await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), heads: heads ? heads.namedParameters() : null, opt: o }, state, write);
 }
 
 function flatScores(s: TaskScores): Record<string, number> {

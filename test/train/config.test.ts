@@ -68,3 +68,15 @@ test('model and tokenizer sources', () => {
   assert.deepEqual(c.init, { model: '/x/a.gguf', mmproj: '/x/b.gguf' });
   fails({ ...base(), eval: { every: 5 }, data: { train: 'd' } }, /eval\.every: evaluation needs data\.val/);
 });
+
+test('dense supervision only where the stage trains the vision tower', () => {
+  const ok = base();
+  ok.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5 } as never];
+  assert.equal(parseTrainConfig(ok, '/base').stages[0]!.dense, 0.5);
+  const bad = base();
+  (bad.stages[0] as Record<string, unknown>).dense = 1;
+  fails(bad, /stages\[0\]\.dense: stage 'instruct' does not train the vision tower/);
+  const neg = base();
+  (neg.stages[0] as Record<string, unknown>).dense = -1;
+  fails(neg, /stages\[0\]\.dense/);
+});

@@ -97,7 +97,7 @@ test('atomic checkpoint: a crash mid-write leaves the previous checkpoint readab
   assert.equal(done.state.step, 3);
   assert.equal(r.state.history[1]!.loss, done.state.history[1]!.loss);
   // a direct save/load round trip keeps the state
-  await saveCheckpoint(path.join(dir, 'x'), { model: new Map([['w', Tensor.from([1, 2])]]), clip: null, opt: { step: 0, tensors: {} } }, { ...after.state, step: 99 });
+  await saveCheckpoint(path.join(dir, 'x'), { model: new Map([['w', Tensor.from([1, 2])]]), heads: null, opt: { step: 0, tensors: {} } }, { ...after.state, step: 99 });
   assert.equal((await readCheckpoint(path.join(dir, 'x', CHECKPOINT_FILE))).state.step, 99);
   assert.ok(statSync(path.join(dir, 'checkpoint.json')).size > 0);
 });

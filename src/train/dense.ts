@@ -1,0 +1,167 @@
+/**
+ * Dense supervision of the vision tower from scene metadata: an auxiliary loss on every patch, thrown
+ * away after training (like the contrastive head). Answer tokens are a thin signal — one dialogue teaches
+ * the tower a handful of bits through a long LM backward path — while the scene metadata says, for every
+ * patch, which object lies there. A linear head on the patch features predicts, per patch:
+ *
+ * - what is there, as four factors (each with a background class): colour (6 + black), shape (4 + digit),
+ *   size (small/large; none for digits) and digit value — factored heads learn from every object patch
+ *   what a 58-way product class would learn only from its own few;
+ * - `centre`: whether the object's box centre falls in this patch (one patch per object — what counting
+ *   needs);
+ * - `box`: the object's box in 0–1 coordinates (L1; object patches only — what grounding and clicking
+ *   need).
+ *
+ * A patch belongs to the object whose box contains the patch centre; an object too thin to contain any
+ * patch centre (a narrow digit) still owns the patch holding its box centre. Boxes never overlap
+ * (shapes-world.md), so the owner is unique.
+ *
+ * Legend: B images, G patch grid side, P = G² patches, E vision width, C classes.
+ */
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { InputError } from '../errors.ts';
+import { Module } from '../nn/module.ts';
+import { Linear } from '../nn/layers.ts';
+import { Rng } from '../tensor/rng.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { add, scale, sub, unary } from '../tensor/ops/elementwise.ts';
+import { crossEntropy } from '../tensor/ops/nn.ts';
+import { mean } from '../tensor/ops/reduce.ts';
+import { gather } from '../tensor/ops/shape.ts';
+import { reshape } from '../tensor/ops/view.ts';
+import { COLOURS, SHAPES } from '../data/vocab.ts';
+
+type Box = readonly [number, number, number, number];
+
+/** What the dense targets need of a scene object (a `metadata.jsonl` object). */
+export interface DenseObject {
+  readonly shape: string;
+  readonly colour: string;
+  readonly size: string | null;
+  readonly digit: number | null;
+  readonly box1000: Box;
+}
+
+const BOX_WEIGHT = 5;
+/** class counts of the four factors, background first */
+const FACTORS = { colour: 1 + COLOURS.length + 1, shape: 1 + SHAPES.length + 1, size: 3, digit: 11 } as const;
+type Factor = keyof typeof FACTORS;
+
+/** An object's factor classes (0 is background in each). */
+export function denseClasses(o: DenseObject): Record<Factor, number> {
+  if (o.shape === 'digit') {
+    if (o.digit === null || !(o.digit >= 0 && o.digit <= 9)) throw new InputError('dense targets: digit object without a digit 0–9');
+    return { colour: FACTORS.colour - 1, shape: FACTORS.shape - 1, size: 0, digit: 1 + o.digit };
+  }
+  const s = SHAPES.indexOf(o.shape as never);
+  const c = COLOURS.indexOf(o.colour as never);
+  const z = o.size === 'small' ? 1 : o.size === 'large' ? 2 : -1;
+  if (s < 0 || c < 0 || z < 0) throw new InputError(`dense targets: unknown object '${o.size} ${o.colour} ${o.shape}'`);
+  return { colour: 1 + c, shape: 1 + s, size: z, digit: 0 };
+}
+
+/** Per-patch targets of a batch, flattened over (B·P). */
+export interface DenseTargets {
+  readonly cls: Record<Factor, Int32Array>;
+  readonly centre: Int32Array;
+  /** patches (b·P + p) that belong to an object, and their boxes (4 per row, 0–1) */
+  readonly owned: Int32Array;
+  readonly box: Float32Array;
+}
+
+/** Targets of one batch of scenes on a G×G patch grid. */
+export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: number): DenseTargets {
+  const P = G * G;
+  const cls = Object.fromEntries(Object.keys(FACTORS).map((f) => [f, new Int32Array(scenes.length * P)])) as Record<Factor, Int32Array>;
+  const centre = new Int32Array(scenes.length * P);
+  const owned: number[] = [];
+  const box: number[] = [];
+  const cell = 1000 / G;
+  scenes.forEach((objs, b) => {
+    const owner = new Int32Array(P).fill(-1);
+    objs.forEach((o, k) => {
+      const [x0, y0, x1, y1] = o.box1000;
+      for (let gy = 0; gy < G; gy++)
+        for (let gx = 0; gx < G; gx++) {
+          const cx = (gx + 0.5) * cell, cy = (gy + 0.5) * cell;
+          if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[gy * G + gx] = k;
+        }
+      const gx = Math.min(G - 1, Math.floor((x0 + x1) / 2 / cell)), gy = Math.min(G - 1, Math.floor((y0 + y1) / 2 / cell));
+      owner[gy * G + gx] = k;
+      centre[b * P + gy * G + gx] = 1;
+    });
+    for (let p = 0; p < P; p++) {
+      const k = owner[p]!;
+      if (k < 0) continue;
+      const o = objs[k]!;
+      for (const [f, v] of Object.entries(denseClasses(o))) cls[f as Factor][b * P + p] = v;
+      owned.push(b * P + p);
+      box.push(...o.box1000.map((v) => v / 1000));
+    }
+  });
+  return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box) };
+}
+
+/** The throwaway per-patch heads (linear on the patch features). */
+export class DenseHead extends Module {
+  colour: Linear;
+  shape: Linear;
+  size: Linear;
+  digit: Linear;
+  centre: Linear;
+  box: Linear;
+  constructor(visionWidth: number, seed: number) {
+    super();
+    const rng = new Rng(seed, 11);
+    const lin = (n: number) => new Linear(visionWidth, n, { bias: true, rng, std: 1 / Math.sqrt(visionWidth) });
+    this.colour = lin(FACTORS.colour);
+    this.shape = lin(FACTORS.shape);
+    this.size = lin(FACTORS.size);
+    this.digit = lin(FACTORS.digit);
+    this.centre = lin(2);
+    this.box = lin(4);
+  }
+}
+
+/** Dense loss of patch features (B, P, E): Σ CE(factor) + CE(centre) + 5·L1(box on object patches). */
+export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets): Tensor {
+  const [B, P, E] = feats.shape as [number, number, number];
+  const f = reshape(feats, [B * P, E]);
+  let loss = crossEntropy(head.centre.forward(f), t.centre);
+  for (const k of Object.keys(FACTORS) as Factor[]) loss = add(loss, crossEntropy(head[k].forward(f), t.cls[k]));
+  if (t.owned.length) {
+    const pred = head.box.forward(gather(f, 0, t.owned)); // (owned, 4)
+    loss = add(loss, scale(mean(unary('abs', sub(pred, Tensor.from(t.box, [t.owned.length, 4])))), BOX_WEIGHT));
+  }
+  return loss;
+}
+
+/** Scene objects by absolute image path, from `dir/metadata.jsonl` (written by `vista data shapes`). */
+export async function loadDenseIndex(dir: string): Promise<Map<string, DenseObject[]>> {
+  const file = path.join(dir, 'metadata.jsonl');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new InputError(`dense supervision needs scene metadata: cannot read ${file} (made by 'vista data shapes')`);
+  }
+  const out = new Map<string, DenseObject[]>();
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let s: { image?: unknown; objects?: unknown };
+    try {
+      s = JSON.parse(line) as typeof s;
+    } catch (e) {
+      throw new InputError(`${file}:${i + 1}: ${(e as Error).message}`);
+    }
+    if (typeof s.image !== 'string' || !Array.isArray(s.objects)) throw new InputError(`${file}:${i + 1}: expected {image, objects}`);
+    const objs = s.objects as DenseObject[];
+    for (const o of objs) {
+      if (!Array.isArray(o.box1000) || o.box1000.length !== 4) throw new InputError(`${file}:${i + 1}: object without box1000`);
+      denseClasses(o);
+    }
+    out.set(path.resolve(dir, s.image), objs);
+  });
+  return out;
+}

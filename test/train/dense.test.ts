@@ -1,0 +1,94 @@
+// Dense per-patch supervision of the vision tower (src/train/dense.ts): targets from scene metadata, and a loss
+// that trains the tower.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DenseHead, denseClasses, denseLoss, denseTargets, loadDenseIndex, type DenseObject } from '../../src/train/dense.ts';
+import { sampleScene } from '../../src/data/scene.ts';
+import { Rng } from '../../src/tensor/rng.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/tensor/autograd.ts';
+import { VisionTower } from '../../src/models/vit.ts';
+import { AdamW } from '../../src/tensor/optim.ts';
+import { InputError } from '../../src/errors.ts';
+import { initBackend } from '../../src/backend/index.ts';
+
+const obj = (shape: string, colour: string, size: string | null, box1000: [number, number, number, number], digit: number | null = null): DenseObject =>
+  ({ shape, colour, size, digit, box1000 });
+
+test('factor classes: background 0, shapes by colour/shape/size, digits by value', () => {
+  assert.deepEqual(denseClasses(obj('circle', 'red', 'small', [0, 0, 100, 100])), { colour: 1, shape: 1, size: 1, digit: 0 });
+  assert.deepEqual(denseClasses(obj('star', 'orange', 'large', [0, 0, 100, 100])), { colour: 6, shape: 4, size: 2, digit: 0 });
+  assert.deepEqual(denseClasses(obj('digit', 'black', null, [0, 0, 100, 100], 7)), { colour: 7, shape: 5, size: 0, digit: 8 });
+  assert.throws(() => denseClasses(obj('hexagon', 'red', 'small', [0, 0, 1, 1])), InputError);
+  assert.throws(() => denseClasses(obj('digit', 'black', null, [0, 0, 1, 1], null)), InputError);
+});
+
+test('targets: every object owns the patches whose centres lie in its box, plus its centre patch, and one centre each', () => {
+  const G = 4; // patch cells of 250 units, centres at 125, 375, 625, 875
+  const a = obj('square', 'blue', 'large', [100, 100, 400, 400]); // contains centres (125|375, 125|375)
+  const thin = obj('digit', 'black', null, [700, 600, 740, 900], 3); // contains no centre column: owns its centre patch only
+  const t = denseTargets([[a, thin], []], G);
+  const P = G * G;
+  const ownedA = [0, 1, 4, 5];
+  // a's centre (250, 250) → cell (1, 1) = patch 5; the digit's (720, 750) → cell (2, 3) = patch 14
+  assert.deepEqual([...t.centre.slice(0, P)].map((v, i) => (v ? i : -1)).filter((i) => i >= 0), [5, 3 * G + 2]);
+  assert.equal(t.centre.slice(P).reduce((s, v) => s + v, 0), 0, 'the empty scene has no centres');
+  assert.deepEqual([...t.owned], [...ownedA, 3 * G + 2]);
+  for (const p of ownedA) assert.equal(t.cls.shape[p], 2);
+  assert.equal(t.cls.digit[3 * G + 2], 4);
+  assert.equal(t.cls.colour[3 * G + 2], 7);
+  for (let p = 0; p < 2 * P; p++) if (![...ownedA, 3 * G + 2].includes(p)) assert.equal(t.cls.colour[p], 0);
+  assert.deepEqual([...t.box.slice(0, 4)].map((v) => +v.toFixed(3)), [0.1, 0.1, 0.4, 0.4]);
+  assert.deepEqual([...t.box.slice(16, 20)].map((v) => +v.toFixed(3)), [0.7, 0.6, 0.74, 0.9]);
+});
+
+test('targets of sampled scenes: each object owns at least one patch and exactly one centre', () => {
+  const rng = new Rng(5);
+  for (let i = 0; i < 40; i++) {
+    const scene = sampleScene(rng, { size: 128 });
+    const t = denseTargets([scene.objects], 12);
+    assert.equal(t.centre.reduce((s, v) => s + v, 0), scene.objects.length, `scene ${i}: one centre per object`);
+    const owners = new Set<string>();
+    for (let r = 0; r < t.owned.length; r++) owners.add([...t.box.slice(r * 4, r * 4 + 4)].join());
+    assert.equal(owners.size, scene.objects.length, `scene ${i}: every object owns a patch`);
+  }
+});
+
+test('the dense loss trains the tower: it falls on a fixed batch and reaches every tower parameter', () => {
+  initBackend();
+  const tower = new VisionTower({
+    image_size: 32, patch_size: 8, embedding_length: 32, feed_forward_length: 64, block_count: 1, 'attention.head_count': 2,
+    'attention.layer_norm_epsilon': 1e-6, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], activation: 'gelu_tanh',
+    class_token: false, patch_bias: true, pre_ln: false, post_ln: true,
+  }, 3);
+  const head = new DenseHead(32, 4);
+  const rng = new Rng(9);
+  const px = Tensor.from(Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.normal()), [2, 3, 32, 32]);
+  const t = denseTargets([[obj('circle', 'red', 'large', [0, 0, 500, 500])], [obj('digit', 'black', null, [500, 250, 750, 1000], 1)]], 4);
+  const params = [...tower.parameters(), ...head.parameters()];
+  const opt = new AdamW([{ params, weightDecay: 0 }], { lr: 3e-3 });
+  const losses: number[] = [];
+  for (let s = 0; s < 30; s++) {
+    const l = denseLoss(head, tower.forward(px), t);
+    losses.push(l.item());
+    backward(l);
+    if (s === 0) for (const [n, p] of tower.namedParameters()) assert.ok(p.grad && p.grad.toArray().some((g) => g !== 0), `${n} gets a gradient`);
+    opt.step();
+    opt.zeroGrad();
+  }
+  assert.ok(losses[29]! < 0.5 * losses[0]!, `loss ${losses[0]!.toFixed(3)} → ${losses[29]!.toFixed(3)}`);
+});
+
+test('scene metadata index: by absolute image path; a malformed line is an InputError naming the line', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vista-dense-'));
+  const line = { image: 'images/a.png', objects: [obj('circle', 'red', 'small', [1, 2, 3, 4])] };
+  writeFileSync(path.join(dir, 'metadata.jsonl'), `${JSON.stringify(line)}\n`);
+  const idx = await loadDenseIndex(dir);
+  assert.equal(idx.get(path.join(dir, 'images/a.png'))?.[0]?.shape, 'circle');
+  writeFileSync(path.join(dir, 'metadata.jsonl'), `${JSON.stringify(line)}\n{"image": 3}\n`);
+  await assert.rejects(loadDenseIndex(dir), (e) => e instanceof InputError && /metadata\.jsonl:2/.test(e.message));
+  await assert.rejects(loadDenseIndex(path.join(dir, 'nowhere')), (e) => e instanceof InputError && /metadata\.jsonl/.test(e.message));
+});
