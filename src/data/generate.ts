@@ -11,11 +11,11 @@
  *   instruct.json          LLaVA samples (multi-turn dialogues, `tools` where `click` is declared)
  *   eval.jsonl             single-turn canonical items, one per task per image (for `vista eval`)
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../tensor/rng.ts';
-import { ConfigError } from '../errors.ts';
-import { sampleScene, SPLITS, type Scene, type SceneOptions, type Split } from './scene.ts';
+import { ConfigError, InputError } from '../errors.ts';
+import { sampleScene, SPLITS, type Scene, type SceneObject, type SceneOptions, type Split } from './scene.ts';
 import { encodePng, renderScene } from './render.ts';
 import { renderSceneSvg } from './render-svg.ts';
 import { captionSample, dialogueSample, evalItems, type EvalItem, type LlavaSample } from './instruct.ts';
@@ -112,4 +112,36 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   ]);
   const seconds = (performance.now() - t0) / 1000;
   return { split, n, outDir, seconds, imagesPerSecond: n / seconds, samples: { captions: captions.length, instruct: instruct.length, eval: evals.length } };
+}
+
+/** One line of `metadata.jsonl`: the scene, with its image path relative to the split directory. */
+export interface SceneRecord {
+  readonly image: string;
+  readonly objects: readonly SceneObject[];
+}
+
+/** Read `dir/metadata.jsonl` (null when the file is absent); a malformed line is an InputError naming it. */
+export async function readSceneMetadata(dir: string): Promise<SceneRecord[] | null> {
+  const file = path.join(dir, 'metadata.jsonl');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const out: SceneRecord[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let s: { image?: unknown; objects?: unknown };
+    try {
+      s = JSON.parse(line) as typeof s;
+    } catch (e) {
+      throw new InputError(`${file}:${i + 1}: ${(e as Error).message}`);
+    }
+    if (typeof s.image !== 'string' || !Array.isArray(s.objects)) throw new InputError(`${file}:${i + 1}: expected {image, objects}`);
+    for (const o of s.objects as SceneObject[])
+      if (!Array.isArray(o?.box1000) || o.box1000.length !== 4) throw new InputError(`${file}:${i + 1}: object without box1000`);
+    out.push(s as SceneRecord);
+  });
+  return out;
 }

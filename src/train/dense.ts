@@ -19,7 +19,6 @@
  * Legend: B images, G patch grid side, P = G² patches, E vision width, C classes.
  */
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.ts';
 import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
@@ -31,6 +30,7 @@ import { mean } from '../tensor/ops/reduce.ts';
 import { gather } from '../tensor/ops/shape.ts';
 import { reshape } from '../tensor/ops/view.ts';
 import { COLOURS, SHAPES } from '../data/vocab.ts';
+import { readSceneMetadata } from '../data/generate.ts';
 
 type Box = readonly [number, number, number, number];
 
@@ -139,29 +139,12 @@ export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets): Tens
 
 /** Scene objects by absolute image path, from `dir/metadata.jsonl` (written by `vista data shapes`). */
 export async function loadDenseIndex(dir: string): Promise<Map<string, DenseObject[]>> {
-  const file = path.join(dir, 'metadata.jsonl');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new InputError(`dense supervision needs scene metadata: cannot read ${file} (made by 'vista data shapes')`);
-  }
+  const scenes = await readSceneMetadata(dir);
+  if (!scenes) throw new InputError(`dense supervision needs scene metadata: cannot read ${path.join(dir, 'metadata.jsonl')} (made by 'vista data shapes')`);
   const out = new Map<string, DenseObject[]>();
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let s: { image?: unknown; objects?: unknown };
-    try {
-      s = JSON.parse(line) as typeof s;
-    } catch (e) {
-      throw new InputError(`${file}:${i + 1}: ${(e as Error).message}`);
-    }
-    if (typeof s.image !== 'string' || !Array.isArray(s.objects)) throw new InputError(`${file}:${i + 1}: expected {image, objects}`);
-    const objs = s.objects as DenseObject[];
-    for (const o of objs) {
-      if (!Array.isArray(o.box1000) || o.box1000.length !== 4) throw new InputError(`${file}:${i + 1}: object without box1000`);
-      denseClasses(o);
-    }
-    out.set(path.resolve(dir, s.image), objs);
-  });
+  for (const s of scenes) {
+    for (const o of s.objects) denseClasses(o);
+    out.set(path.resolve(dir, s.image), [...s.objects]);
+  }
   return out;
 }

@@ -4,11 +4,10 @@
  * click inside the object's box. The task comes from the record's per-turn `tasks` metadata; the truth
  * from the scene (`metadata.jsonl` next to the JSON: boxes, mentions) or, without it, the reference answer.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { captionMentions, gradeItem, parseBox, parseClick } from '../data/grade.ts';
 import type { EvalItem, TaskName } from '../data/instruct.ts';
 import type { Box } from '../data/scene.ts';
+import { readSceneMetadata } from '../data/generate.ts';
 import type { Sample } from './data.ts';
 
 export interface Grade {
@@ -21,19 +20,11 @@ export type SceneIndex = Map<string, { box1000: Box; mention: string }[]>;
 
 /** Read `dir/metadata.jsonl` if present. */
 export async function loadSceneIndex(dir: string): Promise<SceneIndex | null> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, 'metadata.jsonl'), 'utf8');
-  } catch {
-    return null;
-  }
-  const out: SceneIndex = new Map();
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const s = JSON.parse(line) as { image: string; objects: { box1000: Box; shape: string; digit: number | null; size: string; colour: string }[] };
-    out.set(s.image, s.objects.map((o) => ({ box1000: o.box1000, mention: o.shape === 'digit' ? `digit ${o.digit}` : `${o.size} ${o.colour} ${o.shape}` })));
-  }
-  return out;
+  const scenes = await readSceneMetadata(dir);
+  if (!scenes) return null;
+  return new Map(scenes.map((s) => [s.image, s.objects.map((o) => ({
+    box1000: o.box1000, mention: o.shape === 'digit' ? `digit ${o.digit}` : `${o.size} ${o.colour} ${o.shape}`,
+  }))]));
 }
 
 /** The reference text of the last assistant turn (tool calls as their template text). */

@@ -45,7 +45,7 @@ import {
   EpochOrder, ImageCache, collate, encodeSamples, loadLlava, textOnly, type Batch, type Encoded, type Sample,
 } from './data.ts';
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
-import { DenseHead, denseLoss, denseTargets, loadDenseIndex } from './dense.ts';
+import { DenseHead, denseLoss, denseTargets, loadDenseIndex, type DenseTargets } from './dense.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
@@ -321,7 +321,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * positions reach the output projection.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
-  aux: { head: DenseHead; targets: ReturnType<typeof denseTargets>; weight: number } | null = null): Tensor {
+  aux: { head: DenseHead; targets: DenseTargets; weight: number } | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
   let extra: Tensor | null = null;
