@@ -93,6 +93,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
   // ---- resume point --------------------------------------------------------------------------
   const ckpt = opts.resume ? await readCheckpoint(path.join(config.checkpoint.dir, CHECKPOINT_FILE)) : null;
+  // a finished run also continues a config that appends stages to the ones it ran
+  const appended = ckpt !== null && ckpt.state.configKey !== key && ckpt.state.stageStep === 0
+    && ckpt.state.configKey === configKey(config, ckpt.state.stage);
+  if (ckpt && appended) ckpt.state.configKey = key;
   if (ckpt && ckpt.state.configKey !== key)
     throw new ConfigError(`checkpoint in ${config.checkpoint.dir} was made with a different config (seed, model, tokenizer, data or stages changed); ` +
       'start a fresh run or restore the config');
@@ -145,7 +149,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const secondsBefore = state.seconds;
   const runStart = performance.now();
   let loaded: LoadedCheckpoint | null = ckpt;
-  if (ckpt && ckpt.state.stage >= config.stages.length) ckpt.loadModel(vlm.namedParameters());
+  // after the last stage the (merged) model is all there is to restore: an appended stage starts fresh
+  if (ckpt && (appended || ckpt.state.stage >= config.stages.length)) {
+    ckpt.loadModel(vlm.namedParameters());
+    loaded = null;
+  }
 
   for (let si = state.stage; si < config.stages.length; si++) {
     const st = config.stages[si]!;
@@ -405,8 +413,8 @@ function checkImagePolicy(c: TrainConfig, policy: string, algo: string): void {
 }
 
 /** The fields a resumed run must share with the checkpoint. */
-function configKey(c: TrainConfig): string {
-  return JSON.stringify({ seed: c.seed, model: c.model, init: c.init, tokenizer: c.tokenizer, data: c.data.train, stages: c.stages });
+function configKey(c: TrainConfig, stages = c.stages.length): string {
+  return JSON.stringify({ seed: c.seed, model: c.model, init: c.init, tokenizer: c.tokenizer, data: c.data.train, stages: c.stages.slice(0, stages) });
 }
 
 async function save(config: TrainConfig, vlm: Llava, heads: StageHeads | null, opt: AdamW | null, state: TrainState, seconds: number,

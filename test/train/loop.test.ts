@@ -72,6 +72,22 @@ test('resume: interrupted runs continue bit-identically (losses and final parame
   assert.ok(readFileSync(full.outputs!.model).equals(readFileSync(r3.outputs!.model)));
 });
 
+test('resume: a finished run continues a config that appends a stage, as if it had run all stages at once; other changes are refused', async () => {
+  const data = await squaresDataset();
+  // both stages read the same files, so the first run trains the same tokenizer as the two-stage run
+  const s1 = { name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1 };
+  const s2 = { name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 } };
+  const full = await train(tinyConfig(data, { stages: [s1, s2] }), { progress: false });
+  const first = tinyConfig(data, { stages: [s1] });
+  await train(first, { progress: false });
+  const more = { ...tinyConfig(data, { stages: [s1, s2] }), checkpoint: first.checkpoint, output: first.output };
+  const changed = { ...tinyConfig(data, { stages: [{ ...s1, steps: 4 }, s2] }), checkpoint: first.checkpoint, output: first.output };
+  await assert.rejects(train(changed, { progress: false, resume: true }), /different config/);
+  const r = await train(more, { progress: false, resume: true });
+  assert.deepEqual(r.state.history.map((h) => h.loss), full.state.history.map((h) => h.loss));
+  for (const [k, t] of full.vlm.namedParameters()) assert.deepEqual(t.toArray(), r.vlm.namedParameters().get(k)!.toArray(), k);
+});
+
 test('atomic checkpoint: a crash mid-write leaves the previous checkpoint readable', async () => {
   const data = await squaresDataset();
   const cfg = tinyConfig(data, { stages: [{ name: 'align', steps: 3, batchSize: 4, lr: { projector: 1e-3 } }] });
