@@ -91,13 +91,13 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
       owner[gy * G + gx] = k;
       centre[b * P + gy * G + gx] = 1;
     });
+    const classes = objs.map((o) => Object.entries(denseClasses(o)) as [Factor, number][]);
     for (let p = 0; p < P; p++) {
       const k = owner[p]!;
       if (k < 0) continue;
-      const o = objs[k]!;
-      for (const [f, v] of Object.entries(denseClasses(o))) cls[f as Factor][b * P + p] = v;
+      for (const [f, v] of classes[k]!) cls[f][b * P + p] = v;
       owned.push(b * P + p);
-      box.push(...o.box1000.map((v) => v / 1000));
+      box.push(...objs[k]!.box1000.map((v) => v / 1000));
     }
   });
   return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box) };
