@@ -1,0 +1,203 @@
+// How fast does a fresh projector + LM learn to read image tokens? A fast A/B harness for the instruct stage.
+//
+// The vision tower of a finished checkpoint is frozen and its patch features are computed once (cached in the
+// OS temp dir), so a step costs only the projector + LM. Every `evalEvery` steps it prints, on val dialogues:
+// the answer loss, the image gap (answer loss with another sample's image minus with the true one: 0 = the LM
+// ignores the image) and per task the share of answer turns predicted exactly under teacher forcing.
+//
+// usage (after npm run build): node scripts/probe-reading.mjs '{"steps":300,"bs":32,"lrLm":3e-3}'
+// options (JSON, all optional):
+//   steps, bs, lrLm, lrProj, warmup, seed, evalEvery   the usual
+//   nTrain, nVal      how many train / val dialogues to take (before filtering)
+//   turns             keep only the first `turns` question–answer pairs of each dialogue
+//   only              e.g. ["colour","count"]: keep dialogues whose first question is one of these tasks
+//   noTools           drop dialogues with a click and every tool declaration (shorter samples)
+//   embScale          multiply the projector output by this
+//   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
+//   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
+//                     digit, centre flag, box and grid position (what if the tower were perfect?)
+//   ckpt, config, train, val   paths (defaults: the default recipe's)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../dist/src/backend/index.js';
+import { readCheckpoint } from '../dist/src/train/checkpoint.js';
+import { loadTrainConfig, vlmConfigOf } from '../dist/src/train/config.js';
+import { Llava } from '../dist/src/models/llava.js';
+import { ImageCache, loadLlava, encodeSamples, collate, EpochOrder } from '../dist/src/train/data.js';
+import { loadDenseIndex, denseTargets } from '../dist/src/train/dense.js';
+import { Tokenizer } from '../dist/src/tokenizer/index.js';
+import { VisionLanguageModel } from '../dist/src/runtime/vlm.js';
+import { DEFAULT_CHAT_TEMPLATE } from '../dist/src/tokenizer/chat-template.js';
+import { Tensor, noGrad } from '../dist/src/tensor/tensor.js';
+import { tidy } from '../dist/src/tensor/storage.js';
+import { backward } from '../dist/src/tensor/autograd.js';
+import { AdamW, clipGradNorm } from '../dist/src/tensor/optim.js';
+import { warmupCosine } from '../dist/src/tensor/schedule.js';
+import { concat, gather } from '../dist/src/tensor/ops/shape.js';
+import { reshape } from '../dist/src/tensor/ops/view.js';
+import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
+import { scale } from '../dist/src/tensor/ops/elementwise.js';
+import { argmax } from '../dist/src/tensor/ops/reduce.js';
+
+initBackend();
+const A = {
+  steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
+  only: null, noTools: false, embScale: 1, mask: false, oracle: false,
+  ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
+  ...JSON.parse(process.argv[2] ?? '{}'),
+};
+console.log(JSON.stringify(A));
+
+const ck = await readCheckpoint(A.ckpt);
+const cfg = await loadTrainConfig(A.config);
+const tok = Tokenizer.fromGGUFMetadata(ck.state.tokenizer);
+const vc = vlmConfigOf(cfg, tok.vocabSize);
+const tower = new Llava(vc, 0);
+ck.loadModel(tower.namedParameters());
+const rt = new VisionLanguageModel(tower.lm, tower, tok, DEFAULT_CHAT_TEMPLATE);
+const G = vc.vision.image_size / vc.vision.patch_size, P = G * G, E = vc.vision.embedding_length, S = vc.vision.image_size;
+
+// ---- data -------------------------------------------------------------------------------------------
+const taskOf = (s) => (s.record.tasks ?? []).map((t) => t.task);
+const keep = (s) => (!A.noTools || !taskOf(s).includes('click')) && (!A.only || A.only.includes(taskOf(s)[0]));
+const cut = (s) => {
+  const tools = A.noTools ? undefined : s.tools;
+  const messages = [];
+  let q = 0;
+  for (const m of s.messages) {
+    if (m.role === 'user' && q++ >= A.turns) break;
+    messages.push(m);
+  }
+  return { ...s, messages, tools };
+};
+const trainAll = (await loadLlava(A.train, 'instruct')).slice(0, A.nTrain);
+const valAll = (await loadLlava(A.val, 'instruct')).slice(0, A.nVal);
+const trainS = trainAll.filter(keep), valS = valAll.filter(keep);
+const fmt = rt.promptFormat();
+const trainE = encodeSamples(trainS.map(cut), fmt, { maxLen: 1024 });
+const valE = encodeSamples(valS.map(cut), fmt, { maxLen: 1024 });
+console.log(JSON.stringify({ train: trainE.length, val: valE.length, meanTokens: +(trainE.reduce((a, e) => a + e.ids.length, 0) / trainE.length).toFixed(1) }));
+
+// ---- frozen tower features, computed once ------------------------------------------------------------
+async function features(samples, name) {
+  const files = [...new Set(samples.flatMap((s) => s.images))];
+  const idx = new Map(files.map((f, i) => [f, i]));
+  const file = path.join(os.tmpdir(), `vista-probe-${path.basename(A.ckpt)}-${fs.statSync(A.ckpt).mtimeMs}-${name}-${files.length}.f32`);
+  if (fs.existsSync(file) && fs.statSync(file).size === files.length * P * E * 4) return { idx, buf: new Float32Array(fs.readFileSync(file).buffer.slice(0)) };
+  const cache = new ImageCache(rt.preprocess, 2 ** 26);
+  const buf = new Float32Array(files.length * P * E);
+  for (let i = 0; i < files.length; i += 32) {
+    const chunk = files.slice(i, i + 32);
+    const px = await cache.batch(chunk);
+    noGrad(() => tidy(() => buf.set(tower.v.forward(Tensor.from(px, [chunk.length, 3, S, S])).data, i * P * E)));
+  }
+  fs.writeFileSync(file, Buffer.from(buf.buffer));
+  return { idx, buf };
+}
+const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
+const scenes = A.mask || A.oracle ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
+
+/** Features (images, P, E) of `files`, with the diagnostic rewrites. */
+function featureBatch(F, files) {
+  const out = new Float32Array(files.length * P * E);
+  files.forEach((f, i) => {
+    const o = out.subarray(i * P * E, (i + 1) * P * E);
+    o.set(F.buf.subarray(F.idx.get(f) * P * E, (F.idx.get(f) + 1) * P * E));
+    if (!scenes) return;
+    const t = denseTargets([scenes.get(f)], G);
+    if (A.mask) {
+      const owned = new Set(t.owned);
+      for (let p = 0; p < P; p++) if (!owned.has(p)) o.fill(0, p * E, (p + 1) * E);
+    }
+    if (A.oracle) {
+      o.fill(0);
+      const factors = Object.keys(t.cls);
+      for (let p = 0; p < P; p++) {
+        o[p * E + 60 + Math.floor(p / G)] = 3;
+        o[p * E + 80 + (p % G)] = 3;
+      }
+      t.owned.forEach((p, j) => {
+        factors.forEach((f, k) => (o[p * E + 12 * k + t.cls[f][p]] = 3));
+        if (t.centre[p]) o[p * E + 50] = 3;
+        for (let q = 0; q < 4; q++) o[p * E + 52 + q] = 3 * t.box[j * 4 + q];
+      });
+    }
+  });
+  return Tensor.from(out, [files.length, P, E]);
+}
+
+// ---- fresh projector + LM ----------------------------------------------------------------------------
+const vlm = new Llava(vc, A.seed);
+const N = vlm.imageTokens, D = vc.lm.embedding_length;
+function logitsOf(b, F, files) {
+  let img = vlm.mm.forward(featureBatch(F, files));
+  if (A.embScale !== 1) img = scale(img, A.embScale);
+  const x = gather(concat([reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]), reshape(img, [files.length * N, D])], 0), 0, b.rows);
+  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D]));
+  return vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored));
+}
+vlm.setTrainable(false);
+vlm.mm.setTrainable(true);
+vlm.lm.setTrainable(true);
+const groups = [];
+for (const [mod, lr] of [[vlm.mm, A.lrProj], [vlm.lm, A.lrLm]]) {
+  const ps = [...mod.namedParameters()].map(([, t]) => t);
+  groups.push({ params: ps.filter((t) => t.ndim >= 2), weightDecay: 0.05, lr }, { params: ps.filter((t) => t.ndim < 2), weightDecay: 0, lr });
+}
+const opt = new AdamW(groups.map((g) => ({ params: g.params, weightDecay: g.weightDecay })), { betas: [0.9, 0.95], eps: 1e-8 });
+const scheds = groups.map((g) => warmupCosine({ baseLr: g.lr, warmupSteps: A.warmup, totalSteps: A.steps, minLr: g.lr / 20 }));
+const params = groups.flatMap((g) => g.params);
+const t0 = performance.now();
+
+function evaluate(step) {
+  const right = {}, n = {};
+  let lTrue = 0, lOther = 0, nb = 0;
+  for (let i = 0; i < valE.length; i += 32) {
+    const chunk = valE.slice(i, i + 32);
+    const b = collate(chunk, N);
+    const other = [...b.images.slice(1), b.images[0]];
+    noGrad(() => tidy(() => {
+      const lg = logitsOf(b, FV, b.images);
+      lTrue += crossEntropy(lg, b.targets).item();
+      lOther += crossEntropy(logitsOf(b, FV, other), b.targets).item();
+      nb++;
+      const pred = argmax(lg);
+      // scored positions of a sample come in runs, one run per assistant turn, in task order
+      let k = 0;
+      chunk.forEach((_, bi) => {
+        const tasks = taskOf(valS[i + bi]);
+        const ok = [];
+        for (let prev = -2; k < b.scored.length && Math.floor(b.scored[k] / b.T) === bi; prev = b.scored[k++]) {
+          if (b.scored[k] !== prev + 1) ok.push(true);
+          if (pred[k] !== b.targets[k]) ok[ok.length - 1] = false;
+        }
+        ok.forEach((o, t) => {
+          const task = tasks[t] ?? '?';
+          right[task] = (right[task] ?? 0) + (o ? 1 : 0);
+          n[task] = (n[task] ?? 0) + 1;
+        });
+      });
+    }));
+  }
+  const acc = Object.fromEntries(Object.keys(n).sort().map((t) => [t, +(right[t] / n[t]).toFixed(2)]));
+  console.log(JSON.stringify({ step, seconds: Math.round((performance.now() - t0) / 1000), loss: +(lTrue / nb).toFixed(3), gap: +((lOther - lTrue) / nb).toFixed(3), ...acc }));
+}
+
+const order = new EpochOrder(trainE.length, A.seed, 3, { lengths: trainE.map((e) => e.ids.length), batchSize: A.bs });
+let ema = null;
+for (let s = 1; s <= A.steps; s++) {
+  const b = collate(order.next(A.bs).map((i) => trainE[i]), N);
+  const l = tidy(() => {
+    const l = crossEntropy(logitsOf(b, FT, b.images), b.targets);
+    backward(l);
+    return l.item();
+  });
+  clipGradNorm(params, 1);
+  opt.groups.forEach((g, i) => (g.lr = scheds[i](s)));
+  opt.step();
+  opt.zeroGrad();
+  ema = ema === null ? l : 0.95 * ema + 0.05 * l;
+  if (s % 50 === 0) console.log(`step ${s} train loss ${ema.toFixed(3)} ${((performance.now() - t0) / s / 1000).toFixed(2)} s/step`);
+  if (s % A.evalEvery === 0 || s === A.steps) evaluate(s);
+}
