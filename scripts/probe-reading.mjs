@@ -11,7 +11,7 @@
 //   nTrain, nVal      how many train / val dialogues to take (before filtering)
 //   turns             keep only the first `turns` question–answer pairs of each dialogue
 //   only              e.g. ["colour","count"]: keep dialogues whose first question is one of these tasks
-//   noTools           drop dialogues with a click and every tool declaration (shorter samples)
+//   noTools           drop tool declarations, and each dialogue's turns from its first click on (shorter samples)
 //   embScale          multiply the projector output by this
 //   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
 //   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
@@ -60,13 +60,15 @@ const G = vc.vision.image_size / vc.vision.patch_size, P = G * G, E = vc.vision.
 
 // ---- data -------------------------------------------------------------------------------------------
 const taskOf = (s) => (s.record.tasks ?? []).map((t) => t.task);
-const keep = (s) => (!A.noTools || !taskOf(s).includes('click')) && (!A.only || A.only.includes(taskOf(s)[0]));
+const keep = (s) => (!A.noTools || taskOf(s)[0] !== 'click') && (!A.only || A.only.includes(taskOf(s)[0]));
 const cut = (s) => {
   const tools = A.noTools ? undefined : s.tools;
+  const tasks = taskOf(s);
   const messages = [];
   let q = 0;
   for (const m of s.messages) {
-    if (m.role === 'user' && q++ >= A.turns) break;
+    if (m.role === 'user' && (q >= A.turns || (A.noTools && tasks[q] === 'click'))) break;
+    if (m.role === 'user') q++;
     messages.push(m);
   }
   return { ...s, messages, tools };

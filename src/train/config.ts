@@ -98,6 +98,8 @@ const Stage = z.object({
   clipDim: pos().default(64),
   /** weight of the dense per-patch loss on the vision tower from scene metadata (./dense.ts); 0 = off */
   dense: z.number().min(0).default(0),
+  /** weight, inside the dense loss, of the scene summary every patch predicts (./dense.ts); needs dense > 0 */
+  denseScene: z.number().min(0).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -196,6 +198,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.warmup > s.steps) bad(`${at}.warmup`, `${s.warmup} exceeds steps ${s.steps}`);
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
+    if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });
   if (c.eval.every > 0 && !c.data.val) bad('eval.every', 'evaluation needs data.val');

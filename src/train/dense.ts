@@ -10,7 +10,13 @@
  * - `centre`: whether the object's box centre falls in this patch (one patch per object — what counting
  *   needs);
  * - `box`: the object's box in 0–1 coordinates (L1; object patches only — what grounding and clicking
- *   need).
+ *   need);
+ * - `scene` (when the stage sets `denseScene`): on *every* patch, the whole scene's object counts per (colour, shape) and per digit (squared
+ *   error). This broadcasts a summary of the image into each image token. A language model trained from
+ *   scratch learns to read information that every image token carries long before it learns to attend to
+ *   the 1–4 tokens of one object (scripts/probe-reading.mjs: a fresh LM read a summary present in every
+ *   token after ~6k single-question samples, and clean per-object one-hots in their own tokens not at all
+ *   after 10k).
  *
  * A patch belongs to the object whose box contains the patch centre; an object too thin to contain any
  * patch centre (a narrow digit) still owns the patch holding its box centre. Boxes never overlap
@@ -24,7 +30,7 @@ import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import { Rng } from '../tensor/rng.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { add, scale, sub, unary } from '../tensor/ops/elementwise.ts';
+import { add, mul, scale, sub, unary } from '../tensor/ops/elementwise.ts';
 import { crossEntropy } from '../tensor/ops/nn.ts';
 import { mean } from '../tensor/ops/reduce.ts';
 import { gather } from '../tensor/ops/shape.ts';
@@ -47,6 +53,13 @@ const BOX_WEIGHT = 5;
 /** class counts of the four factors, background first */
 const FACTORS = { colour: 1 + COLOURS.length + 1, shape: 1 + SHAPES.length + 1, size: 3, digit: 11 } as const;
 type Factor = keyof typeof FACTORS;
+/** scene summary: one count per (colour, shape) pair, then one per digit value */
+const SCENE_CLASSES = COLOURS.length * SHAPES.length + 10;
+
+/** An object's slot in the scene summary. */
+function sceneSlot(o: DenseObject): number {
+  return o.shape === 'digit' ? COLOURS.length * SHAPES.length + o.digit! : COLOURS.indexOf(o.colour as never) * SHAPES.length + SHAPES.indexOf(o.shape as never);
+}
 
 /** An object's factor classes (0 is background in each). */
 export function denseClasses(o: DenseObject): Record<Factor, number> {
@@ -68,6 +81,8 @@ export interface DenseTargets {
   /** patches (b·P + p) that belong to an object, and their boxes (4 per row, 0–1) */
   readonly owned: Int32Array;
   readonly box: Float32Array;
+  /** per image, the scene summary (SCENE_CLASSES counts) every one of its patches predicts */
+  readonly scene: Float32Array;
 }
 
 /** Targets of one batch of scenes on a G×G patch grid. */
@@ -78,6 +93,7 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
   const owned: number[] = [];
   const box: number[] = [];
   const cell = 1000 / G;
+  const scene = new Float32Array(scenes.length * SCENE_CLASSES);
   scenes.forEach((objs, b) => {
     const owner = new Int32Array(P).fill(-1);
     objs.forEach((o, k) => {
@@ -92,6 +108,7 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
       centre[b * P + gy * G + gx] = 1;
     });
     const classes = objs.map((o) => Object.entries(denseClasses(o)) as [Factor, number][]);
+    for (const o of objs) scene[b * SCENE_CLASSES + sceneSlot(o)]! += 1;
     for (let p = 0; p < P; p++) {
       const k = owner[p]!;
       if (k < 0) continue;
@@ -100,7 +117,7 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
       box.push(...objs[k]!.box1000.map((v) => v / 1000));
     }
   });
-  return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box) };
+  return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box), scene };
 }
 
 /** The throwaway per-patch heads (linear on the patch features). */
@@ -111,7 +128,9 @@ export class DenseHead extends Module {
   digit: Linear;
   centre: Linear;
   box: Linear;
-  constructor(visionWidth: number, seed: number) {
+  /** only when the stage asks for the scene summary (denseScene > 0) */
+  scene: Linear | null = null;
+  constructor(visionWidth: number, seed: number, opts: { scene?: boolean } = {}) {
     super();
     const rng = new Rng(seed, 11);
     const lin = (n: number) => new Linear(visionWidth, n, { bias: true, rng, std: 1 / Math.sqrt(visionWidth) });
@@ -121,11 +140,15 @@ export class DenseHead extends Module {
     this.digit = lin(FACTORS.digit);
     this.centre = lin(2);
     this.box = lin(4);
+    if (opts.scene) this.scene = lin(SCENE_CLASSES);
   }
 }
 
-/** Dense loss of patch features (B, P, E): Σ CE(factor) + CE(centre) + 5·L1(box on object patches). */
-export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets): Tensor {
+/**
+ * Dense loss of patch features (B, P, E): Σ CE(factor) + CE(centre) + 5·L1(box on object patches), plus
+ * `sceneWeight` · (squared error of the scene summary, summed over classes, mean over patches).
+ */
+export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, sceneWeight = 0): Tensor {
   const [B, P, E] = feats.shape as [number, number, number];
   const f = reshape(feats, [B * P, E]);
   let loss = crossEntropy(head.centre.forward(f), t.centre);
@@ -134,7 +157,13 @@ export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets): Tens
     const pred = head.box.forward(gather(f, 0, t.owned)); // (owned, 4)
     loss = add(loss, scale(mean(unary('abs', sub(pred, Tensor.from(t.box, [t.owned.length, 4])))), BOX_WEIGHT));
   }
-  return loss;
+  if (!(sceneWeight > 0)) return loss;
+  if (!head.scene) throw new Error('internal: a scene-summary loss on a dense head made without the scene head');
+  // every patch of image b predicts row b of the summary
+  const rows = Int32Array.from({ length: B * P }, (_, i) => Math.floor(i / P));
+  const want = gather(Tensor.from(t.scene, [B, SCENE_CLASSES]), 0, rows);
+  const d = sub(head.scene.forward(f), want);
+  return add(loss, scale(mean(mul(d, d)), SCENE_CLASSES * sceneWeight));
 }
 
 /** Scene objects by absolute image path, from `dir/metadata.jsonl` (written by `vista data shapes`). */

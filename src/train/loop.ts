@@ -207,7 +207,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const dense = (files: readonly string[]) => {
       if (!heads?.dense) return null;
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
-      return { head: heads.dense, targets: t, weight: st.dense };
+      return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0 };
     };
     const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images));
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
@@ -265,7 +265,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
           lossSum += tidy(() => {
             const feats = vlm.v.forward(Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]));
             let l = clipLoss(heads!.clip!, feats, bow);
-            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets), aux.weight));
+            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
             backward(scale(l, 1 / st.gradAccum));
             return l.item();
           });
@@ -329,7 +329,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * positions reach the output projection.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
-  aux: { head: DenseHead; targets: DenseTargets; weight: number } | null = null): Tensor {
+  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
   let extra: Tensor | null = null;
@@ -338,7 +338,7 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
     const feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
     const img = vlm.mm.forward(feats); // (images, N, D)
     x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
-    if (aux) extra = scale(denseLoss(aux.head, feats, aux.targets), aux.weight);
+    if (aux) extra = scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight);
   }
   const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D])); // (B, T, D)
   const logits = vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
@@ -356,7 +356,7 @@ function stageHeads(st: StageConfig, vocab: number, visionWidth: number, seed: n
   if (st.name !== 'vision' && !(st.dense > 0)) return null;
   const h = new StageHeads();
   if (st.name === 'vision') h.clip = new ClipHead(vocab, visionWidth, st.clipDim, seed);
-  if (st.dense > 0) h.dense = new DenseHead(visionWidth, seed);
+  if (st.dense > 0) h.dense = new DenseHead(visionWidth, seed, { scene: (st.denseScene ?? 0) > 0 });
   return h;
 }
 

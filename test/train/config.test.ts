@@ -80,3 +80,13 @@ test('dense supervision only where the stage trains the vision tower', () => {
   (neg.stages[0] as Record<string, unknown>).dense = -1;
   fails(neg, /stages\[0\]\.dense/);
 });
+
+test('denseScene is part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
+  const ok = base();
+  ok.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5, denseScene: 0.2 } as never];
+  assert.equal(parseTrainConfig(ok, '/base').stages[0]!.denseScene, 0.2);
+  const alone = base();
+  alone.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, denseScene: 1 } as never];
+  fails(alone, /stages\[0\]\.denseScene: the scene summary is part of the dense loss/);
+  assert.ok(!('denseScene' in parseTrainConfig(base(), '/base').stages[0]!));
+});

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DenseHead, denseClasses, denseLoss, denseTargets, loadDenseIndex, type DenseObject } from '../../src/train/dense.ts';
 import { sampleScene } from '../../src/data/scene.ts';
+import { COLOURS, SHAPES } from '../../src/data/vocab.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/autograd.ts';
@@ -45,6 +46,23 @@ test('targets: every object owns the patches whose centres lie in its box, plus 
   assert.deepEqual([...t.box.slice(16, 20)].map((v) => +v.toFixed(3)), [0.7, 0.6, 0.74, 0.9]);
 });
 
+test('targets: the scene summary counts each (colour, shape) pair and each digit, the same for every patch of an image', () => {
+  const K = COLOURS.length * SHAPES.length + 10;
+  const blueSquare = COLOURS.indexOf('blue') * SHAPES.length + SHAPES.indexOf('square');
+  const redCircle = COLOURS.indexOf('red') * SHAPES.length + SHAPES.indexOf('circle');
+  const t = denseTargets([[
+    obj('square', 'blue', 'large', [0, 0, 300, 300]), obj('square', 'blue', 'small', [400, 0, 550, 150]),
+    obj('circle', 'red', 'small', [0, 600, 150, 750]), obj('digit', 'black', null, [700, 600, 740, 900], 3),
+  ], []], 4);
+  assert.equal(t.scene.length, 2 * K);
+  const want = new Array(K).fill(0);
+  want[blueSquare] = 2; // sizes are not told apart
+  want[redCircle] = 1;
+  want[COLOURS.length * SHAPES.length + 3] = 1;
+  assert.deepEqual([...t.scene.slice(0, K)], want);
+  assert.deepEqual([...t.scene.slice(K)], new Array(K).fill(0), 'the empty scene sums to nothing');
+});
+
 test('targets of sampled scenes: each object owns at least one patch and exactly one centre', () => {
   const rng = new Rng(5);
   for (let i = 0; i < 40; i++) {
@@ -80,6 +98,35 @@ test('the dense loss trains the tower: it falls on a fixed batch and reaches eve
     opt.zeroGrad();
   }
   assert.ok(losses[29]! < 0.5 * losses[0]!, `loss ${losses[0]!.toFixed(3)} → ${losses[29]!.toFixed(3)}`);
+});
+
+test('the scene summary term: off at weight 0, learned by every patch at weight > 0, refused on a head made without it', () => {
+  initBackend();
+  const rng = new Rng(2);
+  const E = 16, P = 4;
+  const feats = Tensor.from(Float32Array.from({ length: 2 * P * E }, () => rng.normal()), [2, P, E]);
+  const t = denseTargets([[obj('star', 'green', 'small', [0, 0, 400, 400]), obj('star', 'green', 'large', [500, 500, 900, 900])], []], 2);
+  const plain = new DenseHead(E, 7);
+  const withScene = new DenseHead(E, 7, { scene: true });
+  // the scene head is made last: the other heads are the same as without it, and weight 0 is the plain loss
+  assert.equal(denseLoss(withScene, feats, t, 0).item(), denseLoss(plain, feats, t).item());
+  assert.throws(() => denseLoss(plain, feats, t, 1), /scene head/);
+  const opt = new AdamW([{ params: [...withScene.scene!.parameters()], weightDecay: 0 }], { lr: 0.05 });
+  const sceneOnly = () => denseLoss(withScene, feats, t, 1).item() - denseLoss(withScene, feats, t, 0).item();
+  const before = sceneOnly();
+  assert.ok(before > 0.5, `an untrained scene head is wrong (${before.toFixed(3)})`);
+  for (let s = 0; s < 200; s++) {
+    backward(denseLoss(withScene, feats, t, 1));
+    opt.step();
+    opt.zeroGrad();
+  }
+  const after = sceneOnly();
+  assert.ok(after < 0.05 * before, `scene term ${before.toFixed(3)} → ${after.toFixed(3)}`);
+  // every patch of the first image now says "two green stars"
+  const slot = COLOURS.indexOf('green') * SHAPES.length + SHAPES.indexOf('star');
+  const K = COLOURS.length * SHAPES.length + 10;
+  const pred = withScene.scene!.forward(feats).data; // (2, P, K)
+  for (let p = 0; p < P; p++) assert.ok(Math.abs(pred[p * K + slot]! - 2) < 0.3, `patch ${p}: ${pred[p * K + slot]}`);
 });
 
 test('scene metadata index: by absolute image path; a malformed line is an InputError naming the line', async () => {
