@@ -13,10 +13,10 @@
  *   need);
  * - `scene` (only when the stage sets `denseScene`): on *every* patch, the whole scene's object counts per
  *   (colour, shape) and per digit (squared error). This broadcasts a summary of the image into each image
- *   token. A language model trained from scratch learns to read information that every image token carries
- *   long before it learns to attend to the 1–4 tokens of one object (scripts/probe-reading.mjs: a fresh LM
- *   read a summary present in every token after ~6k single-question samples, and clean per-object one-hots
- *   in their own tokens not at all after 10k).
+ *   token. The hypothesis: a language model trained from scratch reads information that every image token
+ *   carries before it learns to attend to the 1–4 tokens of one object. In scripts/probe-reading.mjs a fresh
+ *   LM read a summary present in every token after ~6k single-question samples on both seeds tried, while
+ *   reading per-object tokens started, or did not, by seed. Whether this term helps is not yet shown.
  *
  * A patch belongs to the object whose box contains the patch centre; an object too thin to contain any
  * patch centre (a narrow digit) still owns the patch holding its box centre. Boxes never overlap
