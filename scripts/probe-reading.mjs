@@ -34,8 +34,7 @@ import { tidy } from '../dist/src/tensor/storage.js';
 import { backward } from '../dist/src/tensor/autograd.js';
 import { AdamW, clipGradNorm } from '../dist/src/tensor/optim.js';
 import { warmupCosine } from '../dist/src/tensor/schedule.js';
-import { concat, gather } from '../dist/src/tensor/ops/shape.js';
-import { reshape } from '../dist/src/tensor/ops/view.js';
+import { scoredLogits } from '../dist/src/train/loop.js';
 import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
 import { argmax } from '../dist/src/tensor/ops/reduce.js';
@@ -131,13 +130,11 @@ function featureBatch(F, files) {
 
 // ---- fresh projector + LM ----------------------------------------------------------------------------
 const vlm = new Llava(vc, A.seed);
-const N = vlm.imageTokens, D = vc.lm.embedding_length;
+const N = vlm.imageTokens;
 function logitsOf(b, F, files) {
   let img = vlm.mm.forward(featureBatch(F, files));
   if (A.embScale !== 1) img = scale(img, A.embScale);
-  const x = gather(concat([reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]), reshape(img, [files.length * N, D])], 0), 0, b.rows);
-  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D]));
-  return vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored));
+  return scoredLogits(vlm, b, img, N);
 }
 vlm.setTrainable(false);
 vlm.mm.setTrainable(true);

@@ -330,20 +330,22 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null): Tensor {
-  const D = vlm.config.lm.embedding_length;
-  let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
-  let extra: Tensor | null = null;
+  let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
-    const feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
-    const img = vlm.mm.forward(feats); // (images, N, D)
-    x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
-    if (aux) extra = scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight);
+    feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
   }
+  const l = crossEntropy(scoredLogits(vlm, b, feats ? vlm.mm.forward(feats) : null, N), b.targets);
+  return feats && aux ? add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight)) : l;
+}
+
+/** Logits (scored, V) of a batch's scored positions, with image embeddings `img` (images, N, D) at their slots. */
+export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number): Tensor {
+  const D = vlm.config.lm.embedding_length;
+  let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
+  if (img) x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
   const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D])); // (B, T, D)
-  const logits = vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
-  const l = crossEntropy(logits, b.targets);
-  return extra ? add(l, extra) : l;
+  return vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
 }
 
 /** The throwaway heads a stage trains beside the model: contrastive (vision) and dense (`dense > 0`). */
