@@ -13,6 +13,8 @@
 //   only              e.g. ["colour","count"]: keep dialogues whose first question is one of these tasks
 //   noTools           drop tool declarations, and each dialogue's turns from its first click on (shorter samples)
 //   embScale          multiply the projector output by this
+//   attend            weight of grounded attention supervision (src/train/attend.ts) on head 0 of layer
+//                     `attendLayer` (default: the middle one)
 //   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
 //   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
 //                     digit, centre flag, box and grid position (what if the tower were perfect?)
@@ -35,6 +37,8 @@ import { backward } from '../dist/src/tensor/autograd.js';
 import { AdamW, clipGradNorm } from '../dist/src/tensor/optim.js';
 import { warmupCosine } from '../dist/src/tensor/schedule.js';
 import { scoredLogits } from '../dist/src/train/loop.js';
+import { attendLoss, attendTargets, turnBoxes } from '../dist/src/train/attend.js';
+import { add } from '../dist/src/tensor/ops/elementwise.js';
 import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
 import { argmax } from '../dist/src/tensor/ops/reduce.js';
@@ -42,7 +46,7 @@ import { argmax } from '../dist/src/tensor/ops/reduce.js';
 initBackend();
 const A = {
   steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
-  only: null, noTools: false, embScale: 1, mask: false, oracle: false,
+  only: null, noTools: false, embScale: 1, mask: false, oracle: false, attend: 0, attendLayer: null,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -97,7 +101,7 @@ async function features(samples, name) {
   return { idx, buf };
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
-const scenes = A.mask || A.oracle ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
+const scenes = A.mask || A.oracle || A.attend > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
 
 /** Features (images, P, E) of `files`, with the diagnostic rewrites. */
 function featureBatch(F, files) {
@@ -131,11 +135,13 @@ function featureBatch(F, files) {
 // ---- fresh projector + LM ----------------------------------------------------------------------------
 const vlm = new Llava(vc, A.seed);
 const N = vlm.imageTokens;
-function logitsOf(b, F, files) {
+function logitsOf(b, F, files, tap = null) {
   let img = vlm.mm.forward(featureBatch(F, files));
   if (A.embScale !== 1) img = scale(img, A.embScale);
-  return scoredLogits(vlm, b, img, N);
+  return scoredLogits(vlm, b, img, N, tap);
 }
+const boxesOf = new Map(A.attend > 0 ? trainS.map((s, i) => [trainE[i], turnBoxes(s.record.tasks, scenes.get(s.images[0]))]) : []);
+const attendLayer = A.attendLayer ?? Math.floor(vc.lm.block_count / 2);
 vlm.setTrainable(false);
 vlm.mm.setTrainable(true);
 vlm.lm.setTrainable(true);
@@ -186,10 +192,15 @@ function evaluate(step) {
 const order = new EpochOrder(trainE.length, A.seed, 3, { lengths: trainE.map((e) => e.ids.length), batchSize: A.bs });
 let ema = null;
 for (let s = 1; s <= A.steps; s++) {
-  const b = collate(order.next(A.bs).map((i) => trainE[i]), N);
+  const es = order.next(A.bs).map((i) => trainE[i]);
+  const b = collate(es, N);
+  const at = A.attend > 0 ? attendTargets(b, es, N, (e) => boxesOf.get(e) ?? null) : null;
   const l = tidy(() => {
-    const l = crossEntropy(logitsOf(b, FT, b.images), b.targets);
-    backward(l);
+    let att = null;
+    const tap = at ? { layer: attendLayer, fn: (q, k) => void (att = attendLoss(q, k, 0, at)) } : null;
+    const l = crossEntropy(logitsOf(b, FT, b.images, tap), b.targets);
+    backward(att ? add(l, scale(att, A.attend)) : l);
+    if (att && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${att.item().toFixed(3)}`);
     return l.item();
   });
   clipGradNorm(params, 1);

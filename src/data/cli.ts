@@ -1,6 +1,6 @@
 /**
  * `vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg|mixed]
- * [--dialogues K]`: write a Shapes World dataset. `--split all` writes DIR/train (N images), DIR/val and
+ * [--dialogues K] [--turns MIN-MAX]`: write a Shapes World dataset. `--split all` writes DIR/train (N images), DIR/val and
  * DIR/test (N/10 each, at least 1). Prints one summary line per split; returns the exit code.
  */
 import { parseArgs } from 'node:util';
@@ -9,7 +9,7 @@ import { InputError } from '../errors.ts';
 import { SPLITS, type Split } from './scene.ts';
 import { generateDataset } from './generate.ts';
 
-const USAGE = 'Usage: vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg|mixed] [--dialogues 1]';
+const USAGE = 'Usage: vista data shapes --n N --out DIR --seed S [--size 128] [--split train|val|test|all] [--renderer ts|svg|mixed] [--dialogues 1] [--turns 2-5]';
 
 function int(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined) {
@@ -30,7 +30,7 @@ export async function runDataShapes(argv: string[]): Promise<number> {
       strict: true,
       options: {
         n: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, size: { type: 'string' },
-        split: { type: 'string' }, renderer: { type: 'string' }, dialogues: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        split: { type: 'string' }, renderer: { type: 'string' }, dialogues: { type: 'string' }, turns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (e) {
@@ -39,6 +39,9 @@ export async function runDataShapes(argv: string[]): Promise<number> {
   if (values.help) return void console.log(USAGE), 0;
   const n = int(values.n, 'n'), seed = int(values.seed, 'seed'), size = int(values.size, 'size', 128);
   const dialoguesPerImage = int(values.dialogues, 'dialogues', 1);
+  const tm = /^(\d+)-(\d+)$/.exec(values.turns ?? '2-5');
+  if (!tm || +tm[1]! < 1 || +tm[2]! < +tm[1]!) throw new InputError(`--turns must be MIN-MAX with 1 ≤ MIN ≤ MAX, got '${values.turns}'\n${USAGE}`);
+  const turns: [number, number] = [+tm[1]!, +tm[2]!];
   if (n < 1) throw new InputError(`--n must be at least 1\n${USAGE}`);
   if (size < 32 || size > 2048) throw new InputError(`--size must be 32–2048, got ${size}`);
   if (!values.out) throw new InputError(`missing --out\n${USAGE}`);
@@ -50,7 +53,7 @@ export async function runDataShapes(argv: string[]): Promise<number> {
     ? SPLITS.map((s) => [s, s === 'train' ? n : Math.max(1, Math.ceil(n / 10)), path.join(values.out!, s)])
     : [[split as Split, n, values.out]];
   for (const [s, count, outDir] of jobs) {
-    const r = await generateDataset({ n: count, outDir, seed, size, split: s, renderer, dialoguesPerImage });
+    const r = await generateDataset({ n: count, outDir, seed, size, split: s, renderer, dialoguesPerImage, turns });
     console.log(`shapes ${s}: ${r.n} images ${size}px (${renderer}) → ${outDir} · ${r.samples.captions} captions, ${r.samples.instruct} dialogues, ` +
       `${r.samples.eval} eval items · ${r.seconds.toFixed(1)} s (${r.imagesPerSecond.toFixed(0)} img/s)`);
   }

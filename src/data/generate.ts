@@ -31,6 +31,8 @@ export interface GenerateOptions {
   renderer?: 'ts' | 'svg' | 'mixed';
   /** Dialogues per image in instruct.json. Default 1. */
   dialoguesPerImage?: number;
+  /** Question–answer turns per dialogue, [min, max]. Default [2, 5]. */
+  turns?: readonly [number, number];
   /** Scene sampler overrides (digit/noise/blur probabilities). */
   scene?: Omit<SceneOptions, 'size' | 'split'>;
   /** Images encoded concurrently. Default 8. */
@@ -74,7 +76,7 @@ export function* splitScenes(seed: number, split: Split, opts: SceneOptions = {}
  * @example await generateDataset({ n: 1000, outDir: 'data/shapes/train', seed: 1, split: 'train' })
  */
 export async function generateDataset(opts: GenerateOptions): Promise<GenerateResult> {
-  const { n, outDir, seed, size = 128, split = 'train', renderer = 'ts', dialoguesPerImage = 1, concurrency = 8 } = opts;
+  const { n, outDir, seed, size = 128, split = 'train', renderer = 'ts', dialoguesPerImage = 1, turns = [2, 5], concurrency = 8 } = opts;
   if (!Number.isInteger(n) || n < 1) throw new ConfigError(`n must be a positive integer, got ${n}`);
   if (!Number.isInteger(seed) || seed < 0) throw new ConfigError(`seed must be a non-negative integer, got ${seed}`);
   if (!SPLITS.includes(split)) throw new ConfigError(`split must be one of ${SPLITS.join(', ')}, got ${split}`);
@@ -91,7 +93,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
     const image = `images/${id}.png`;
     meta.push(JSON.stringify({ id, image, split, ...scene }));
     captions.push(captionSample(scene, id, image, textRng));
-    for (let k = 0; k < dialoguesPerImage; k++) instruct.push(dialogueSample(scene, dialoguesPerImage > 1 ? `${id}-${k}` : id, image, textRng));
+    for (let k = 0; k < dialoguesPerImage; k++) instruct.push(dialogueSample(scene, dialoguesPerImage > 1 ? `${id}-${k}` : id, image, textRng, turns));
     evals.push(...evalItems(scene, id, image, textRng));
     pending.push((async () => {
       // 'mixed': every other image from each renderer, so a model trained on it sees two anti-aliasings and digit designs

@@ -5,6 +5,7 @@
  */
 import type { Rng } from '../tensor/rng.ts';
 import type { Box, Scene, SceneObject } from './scene.ts';
+import { ConfigError } from '../errors.ts';
 import { ALL_SHAPES, COLOURS, NUMBER_WORDS, SHAPES, plural, type Colour, type Shape } from './vocab.ts';
 import {
   boxText, canonicalCaption, capitalise, clickPoint, colourQuestionRef, count, exists, joinList, leftToRight, matching, mention,
@@ -240,12 +241,14 @@ function nextTurn(scene: Scene, rng: Rng, st: State, last: boolean): Out {
 }
 
 /**
- * A 2–5 turn instruction dialogue about `scene`. A `click` only ever comes last (a tool call awaits its result);
- * `tools` is declared whenever a click occurs, and on some other dialogues too.
+ * A 2–5 turn instruction dialogue about `scene` (`turns` = [min, max] to change that). A `click` only ever comes
+ * last (a tool call awaits its result); `tools` is declared whenever a click occurs, and on some other dialogues too.
  * @example dialogueSample(scene, 'train-000001', 'images/train-000001.png', rng).conversations[1].value // '3'
  */
-export function dialogueSample(scene: Scene, id: string, image: string, rng: Rng): LlavaSample {
-  const turns = 2 + rng.int(4);
+export function dialogueSample(scene: Scene, id: string, image: string, rng: Rng, turnRange: readonly [number, number] = [2, 5]): LlavaSample {
+  const [lo, hi] = turnRange;
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi < lo) throw new ConfigError(`turns must be integers 1 ≤ min ≤ max, got ${lo}–${hi}`);
+  const turns = lo + rng.int(hi - lo + 1);
   const st: State = { focus: null, countKind: null, asked: new Set(), prevQ: '', prevTask: null };
   const conversations: Turn[] = [];
   const tasks: TurnMeta[] = [];

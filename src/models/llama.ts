@@ -79,14 +79,15 @@ export class LlamaBlock extends Module {
   }
 
   /** x (B, T, E) → (B, T, E) */
-  forward(x: Tensor, pos0: number, cache: KVCache | null, layer: number, keyMask: Uint8Array | null): Tensor {
+  forward(x: Tensor, pos0: number, cache: KVCache | null, layer: number, keyMask: Uint8Array | null,
+    tap: ((q: Tensor, k: Tensor) => void) | null = null): Tensor {
     const c = this._c;
     const h = this.attn_norm.forward(x);
     const [q, k, v] = linearShared(h, [this.attn_q, this.attn_k, this.attn_v]); // (B, T, E), (B, T, Hkv·D) ×2
     const a = multiHeadAttention(q!, k!, v!, {
       H: c['attention.head_count'], Hkv: c['attention.head_count_kv'], causal: true, pos0,
       rope: { mode: c.rope_type ?? 'norm', base: c['rope.freq_base'], nRot: c['rope.dimension_count'] },
-      cache: cache ? cache.layers[layer]! : null, keyMask,
+      cache: cache ? cache.layers[layer]! : null, keyMask, tap,
     });
     x = add(x, this.attn_output.forward(a));
     const g = this.ffn_norm.forward(x);
@@ -123,11 +124,14 @@ export class Llama extends Module {
 
   /**
    * Hidden states after the final norm for input embeddings x (B, T, E) starting at position `pos0`.
-   * With a cache, keys/values are stored for later decoding steps.
+   * With a cache, keys/values are stored for later decoding steps. `tap` sees layer `tap.layer`'s rotated
+   * queries and keys (for auxiliary losses on attention, ../train/attend.ts).
    */
-  hidden(x: Tensor, opts: { pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null } = {}): Tensor {
+  hidden(x: Tensor, opts: { pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null;
+    tap?: { layer: number; fn: (q: Tensor, k: Tensor) => void } | null; } = {}): Tensor {
     const pos0 = opts.pos0 ?? 0;
-    for (let i = 0; i < this.blk.length; i++) x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null);
+    for (let i = 0; i < this.blk.length; i++)
+      x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null, opts.tap?.layer === i ? opts.tap.fn : null);
     return this.output_norm.forward(x);
   }
 

@@ -49,6 +49,8 @@ export interface MHAOptions {
   pos0?: number;
   cache?: LayerKV | null;
   keyMask?: Uint8Array | null;
+  /** sees the rotated queries (B, T, H, D) and keys (B, T, Hkv, D) — for auxiliary losses on attention */
+  tap?: ((q: Tensor, k: Tensor) => void) | null;
 }
 
 /**
@@ -67,6 +69,7 @@ export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, o: MHAOption
     qh = rope(qh, { ...o.rope, pos0 });
     kh = rope(kh, { ...o.rope, pos0 });
   }
+  o.tap?.(qh, kh);
   let kk = permute(kh, [0, 2, 1, 3]); // (B, Hkv, T, D)
   let vv = permute(vh, [0, 2, 1, 3]);
   if (o.cache) {

@@ -100,6 +100,10 @@ const Stage = z.object({
   dense: z.number().min(0).default(0),
   /** weight, inside the dense loss, of the scene summary every patch predicts (./dense.ts); needs dense > 0 */
   denseScene: z.number().min(0).optional(),
+  /** weight of grounded attention supervision (./attend.ts): one head looks at the objects a turn is about */
+  attend: z.number().min(0).optional(),
+  /** the layer whose first head is supervised (default: the middle one, block_count / 2 rounded down) */
+  attendLayer: int(0).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -199,6 +203,8 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
+    if ((s.attend ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attend`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
+    if (s.attendLayer !== undefined && c.model && s.attendLayer >= c.model.lm.block_count) bad(`${at}.attendLayer`, `${s.attendLayer} is not a layer of the ${c.model.lm.block_count}-layer LM`);
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });
   if (c.eval.every > 0 && !c.data.val) bad('eval.every', 'evaluation needs data.val');

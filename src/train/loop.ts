@@ -46,6 +46,7 @@ import {
 } from './data.ts';
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
 import { DenseHead, denseLoss, denseTargets, loadDenseIndex, type DenseTargets } from './dense.ts';
+import { attendLoss, attendTargets, turnBoxes, type AttendTargets } from './attend.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
@@ -82,6 +83,7 @@ export interface TrainResult {
 interface LmBatch {
   batch: Batch;
   px: Float32Array | null;
+  attend: AttendAux | null;
 }
 
 /** Run (or resume) the training described by `config`. */
@@ -108,7 +110,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
-  const denseIndex = config.stages.some((s) => s.dense > 0) ? await loadDenseIndex(config.data.train) : null;
+  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0) ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
@@ -127,14 +129,15 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const maxLen = vlm.config.lm.context_length;
 
   // tokenize once per (kind, files) — stages that share data share the encoding
-  const encoded = new Map<string, { train: Encoded[]; val: Encoded[] }>();
-  const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[] } => {
+  const encoded = new Map<string, { train: Encoded[]; val: Encoded[]; samples: Sample[] }>();
+  const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
     const k = `${all}:${files.join('+')}`;
     if (!encoded.has(k)) {
       const pick = (m: Map<DataFile, Sample[]>) => files.flatMap((f) => m.get(f) ?? []).map((s) => (all ? textOnly(s) : s));
-      encoded.set(k, { train: encodeSamples(pick(trainFiles), fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }) });
+      const samples = pick(trainFiles);
+      encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
     }
     return encoded.get(k)!;
   };
@@ -209,10 +212,23 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
       return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0 };
     };
-    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images));
+    // grounded attention supervision (./attend.ts): the boxes each turn of each training sample is about
+    const turnBoxesOf = (st.attend ?? 0) > 0 && data
+      ? data.samples.map((s) => (s.images.length === 1 ? turnBoxes(s.record.tasks, denseIndex!.get(s.images[0]!) ?? noScene(s.images[0]!)) : null))
+      : null;
+    const attendLayer = st.attendLayer ?? Math.floor(vlm.config.lm.block_count / 2);
+    if (turnBoxesOf && attendLayer >= vlm.config.lm.block_count)
+      throw new ConfigError(`stages[${si}].attendLayer: ${attendLayer} is not a layer of the ${vlm.config.lm.block_count}-layer LM`);
+    const attend = (ids: number[], batch: Batch) => {
+      if (!turnBoxesOf) return null;
+      const boxes = new Map(ids.map((i) => [data!.train[i]!, turnBoxesOf[i]!] as const));
+      const targets = attendTargets(batch, ids.map((i) => data!.train[i]!), N, (e) => boxes.get(e) ?? null);
+      return targets && { targets, weight: st.attend!, layer: attendLayer, head: 0 };
+    };
+    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend);
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
       const batch = collate(ids.map((i) => data!.train[i]!), N);
-      return { batch, px: batch.images.length ? await images.batch(batch.images) : null };
+      return { batch, px: batch.images.length ? await images.batch(batch.images) : null, attend: attend(ids, batch) };
     };
 
     // validation loss of this stage's objective on the first eval.samples val items (+ graded answers for instruct)
@@ -329,22 +345,34 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * positions reach the output projection.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
-  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null): Tensor {
+  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null,
+  att: AttendAux | null = null): Tensor {
   let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
     feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
   }
-  const l = crossEntropy(scoredLogits(vlm, b, feats ? vlm.mm.forward(feats) : null, N), b.targets);
-  return feats && aux ? add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight)) : l;
+  let attTerm: Tensor | null = null;
+  const tap = att && feats ? { layer: att.layer, fn: (q: Tensor, k: Tensor) => void (attTerm = attendLoss(q, k, att.head, att.targets)) } : null;
+  let l = crossEntropy(scoredLogits(vlm, b, feats ? vlm.mm.forward(feats) : null, N, tap), b.targets);
+  if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
+  if (attTerm) l = add(l, scale(attTerm, att!.weight));
+  return l;
 }
 
-/** Logits (scored, V) of a batch's scored positions, with image embeddings `img` (images, N, D) at their slots. */
-export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number): Tensor {
+/** Grounded attention supervision of one batch (./attend.ts): targets, weight, and which layer and head. */
+export interface AttendAux { targets: AttendTargets; weight: number; layer: number; head: number }
+
+/**
+ * Logits (scored, V) of a batch's scored positions, with image embeddings `img` (images, N, D) at their slots.
+ * `tap` sees one layer's rotated queries and keys.
+ */
+export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number,
+  tap: { layer: number; fn: (q: Tensor, k: Tensor) => void } | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
   if (img) x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
-  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D])); // (B, T, D)
+  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D]), { tap }); // (B, T, D)
   return vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
 }
 

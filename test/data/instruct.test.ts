@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/tensor/rng.ts';
 import { sampleScene, type Scene, type SceneObject } from '../../src/data/scene.ts';
 import { splitScenes } from '../../src/data/generate.ts';
+import { ConfigError } from '../../src/errors.ts';
 import { CLICK_TOOL, captionSample, dialogueSample, evalItems, type LlavaSample, type TaskSpec, type TurnMeta } from '../../src/data/instruct.ts';
 
 const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange', 'black'];
@@ -170,6 +171,25 @@ describe('dialogues', () => {
   test('counts of 0 for a named colour or shape occur', () => {
     const zero = dialogues.some(([, d]) => d.tasks!.some((t, k) => t.task === 'count' && (t.colour || t.shape) && d.conversations[2 * k + 1]!.value === '0'));
     assert.ok(zero);
+  });
+
+  test('a turn range gives dialogues of that many turns, still valid; a bad range is a ConfigError', () => {
+    const r = new Rng(7);
+    const lengths = new Set<number>();
+    for (const s of scenes.slice(0, 200)) {
+      const d = dialogueSample(s, 'x', 'x.png', r, [8, 12]);
+      const n = d.conversations.length / 2;
+      lengths.add(n);
+      assert.ok(n >= 8 && n <= 12, `turns ${n}`);
+      assert.equal(d.tasks!.length, n);
+      d.tasks!.forEach((t, k) => {
+        if (t.task !== 'click' && t.task !== 'caption') assert.equal(d.conversations[2 * k + 1]!.value, expected(s, t));
+        if (t.task === 'click') assert.equal(k, n - 1, 'a click comes last');
+      });
+    }
+    assert.deepEqual([...lengths].sort((a, b) => a - b), [8, 9, 10, 11, 12]);
+    for (const bad of [[0, 3], [5, 4], [2.5, 3]] as [number, number][])
+      assert.throws(() => dialogueSample(scenes[0]!, 'x', 'x.png', r, bad), ConfigError);
   });
 
   test('deterministic per seed', () => {

@@ -90,3 +90,18 @@ test('denseScene is part of the dense loss: refused without dense, absent unless
   fails(alone, /stages\[0\]\.denseScene: the scene summary is part of the dense loss/);
   assert.ok(!('denseScene' in parseTrainConfig(base(), '/base').stages[0]!));
 });
+
+test('attend: instruct stages only, a layer of the LM, absent unless given (old checkpoints keep their config key)', () => {
+  const ok = base();
+  ok.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 }, attend: 0.5, attendLayer: 1 } as never];
+  const st = parseTrainConfig(ok, '/base').stages[0]!;
+  assert.equal(st.attend, 0.5);
+  assert.equal(st.attendLayer, 1);
+  const align = base();
+  align.stages = [{ name: 'align', steps: 10, batchSize: 4, lr: { projector: 1e-3 }, attend: 1 } as never];
+  fails(align, /stages\[0\]\.attend: attention supervision needs question–answer turns/);
+  const deep = base();
+  deep.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 }, attend: 1, attendLayer: 9 } as never];
+  fails(deep, /stages\[0\]\.attendLayer: 9 is not a layer of the \d+-layer LM/);
+  assert.ok(!('attend' in parseTrainConfig(base(), '/base').stages[0]!));
+});
