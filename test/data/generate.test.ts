@@ -102,4 +102,20 @@ describe('vista data shapes', () => {
     await assert.rejects(runDataShapes(['--n', 'x', '--out', 'o', '--seed', '3']), InputError);
     await assert.rejects(runDataShapes(['--bogus']), InputError);
   });
+
+  test('--turns MIN-MAX sets the dialogue length; a bad range is an InputError', async () => {
+    const out = path.join(root, 'turns');
+    const orig = console.log;
+    console.log = () => {};
+    try {
+      assert.equal(await runDataShapes(['--n', '12', '--out', out, '--seed', '4', '--turns', '7-9']), 0);
+    } finally {
+      console.log = orig;
+    }
+    const turns = (JSON.parse(readFileSync(path.join(out, 'instruct.json'), 'utf8')) as { conversations: unknown[] }[]).map((d) => d.conversations.length / 2);
+    assert.equal(turns.length, 12);
+    assert.ok(turns.every((n) => n >= 7 && n <= 9), `${turns}`);
+    for (const bad of ['0-3', '5-2', '4', 'a-b'])
+      await assert.rejects(runDataShapes(['--n', '2', '--out', out, '--seed', '4', '--turns', bad]), InputError);
+  });
 });
