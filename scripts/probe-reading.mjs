@@ -14,7 +14,9 @@
 //   noTools           drop tool declarations, and each dialogue's turns from its first click on (shorter samples)
 //   embScale          multiply the projector output by this
 //   attend            weight of grounded attention supervision (src/train/attend.ts) on head 0 of layer
-//                     `attendLayer` (default: the middle one)
+//                     `attendLayer` (default: the middle one); attendQuestion: weight of its question hop (head 0
+//                     of the layer below). Evals then also print `look`: the image-hop head's attention mass on
+//                     the asked-about objects / on any object (see scripts/probe-attention.mjs)
 //   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
 //   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
 //                     digit, centre flag, box and grid position (what if the tower were perfect?)
@@ -37,7 +39,11 @@ import { backward } from '../dist/src/tensor/autograd.js';
 import { AdamW, clipGradNorm } from '../dist/src/tensor/optim.js';
 import { warmupCosine } from '../dist/src/tensor/schedule.js';
 import { scoredLogits } from '../dist/src/train/loop.js';
-import { attendLoss, attendTargets, turnBoxes } from '../dist/src/train/attend.js';
+import { attendLoss, attendTargets, imageKeys, questionKeys, turnBoxes, turnWords } from '../dist/src/train/attend.js';
+import { softmax } from '../dist/src/tensor/ops/nn.js';
+import { matmul } from '../dist/src/tensor/ops/matmul.js';
+import { gather as gatherRows } from '../dist/src/tensor/ops/shape.js';
+import { reshape, slice, transpose } from '../dist/src/tensor/ops/view.js';
 import { add } from '../dist/src/tensor/ops/elementwise.js';
 import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
@@ -46,7 +52,7 @@ import { argmax } from '../dist/src/tensor/ops/reduce.js';
 initBackend();
 const A = {
   steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
-  only: null, noTools: false, embScale: 1, mask: false, oracle: false, attend: 0, attendLayer: null,
+  only: null, noTools: false, embScale: 1, mask: false, oracle: false, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -101,7 +107,7 @@ async function features(samples, name) {
   return { idx, buf };
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
-const scenes = A.mask || A.oracle || A.attend > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
+const scenes = A.mask || A.oracle || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
 
 /** Features (images, P, E) of `files`, with the diagnostic rewrites. */
 function featureBatch(F, files) {
@@ -140,8 +146,20 @@ function logitsOf(b, F, files, tap = null) {
   if (A.embScale !== 1) img = scale(img, A.embScale);
   return scoredLogits(vlm, b, img, N, tap);
 }
-const boxesOf = new Map(A.attend > 0 ? trainS.map((s, i) => [trainE[i], turnBoxes(s.record.tasks, scenes.get(s.images[0]))]) : []);
+const supervised = A.attend > 0 || A.attendQuestion > 0;
+const refs = (S, E) => new Map(supervised ? S.map((s, i) => [E[i], { boxes: turnBoxes(s.record.tasks, scenes.get(s.images[0])), words: turnWords(s.record.tasks, scenes.get(s.images[0])) }]) : []);
+const trainRefs = refs(trainS, trainE), valRefs = refs(valS, valE);
+const vocabText = Array.from({ length: tok.vocabSize }, (_, id) => tok.decode([id]));
 const attendLayer = A.attendLayer ?? Math.floor(vc.lm.block_count / 2);
+/** The attention-supervision terms of a batch: [targets, weight, layer]. */
+function supervision(b, es, R) {
+  const out = [];
+  const img = A.attend > 0 && attendTargets(b, es, imageKeys(N, (e) => R.get(e)?.boxes ?? null));
+  if (img) out.push([img, A.attend, attendLayer]);
+  const q = A.attendQuestion > 0 && attendTargets(b, es, questionKeys((e) => R.get(e)?.words ?? null, (id) => vocabText[id]));
+  if (q) out.push([q, A.attendQuestion, attendLayer - 1]);
+  return out;
+}
 vlm.setTrainable(false);
 vlm.mm.setTrainable(true);
 vlm.lm.setTrainable(true);
@@ -157,13 +175,27 @@ const t0 = performance.now();
 
 function evaluate(step) {
   const right = {}, n = {};
+  const look = { target: 0, objects: 0, n: 0 };
   let lTrue = 0, lOther = 0, nb = 0;
   for (let i = 0; i < valE.length; i += 32) {
     const chunk = valE.slice(i, i + 32);
     const b = collate(chunk, N);
     const other = [...b.images.slice(1), b.images[0]];
     noGrad(() => tidy(() => {
-      const lg = logitsOf(b, FV, b.images);
+      let lookTap = null;
+      if (supervised) {
+        const tgt = attendTargets(b, chunk, imageKeys(N, (e) => valRefs.get(e)?.boxes ?? null));
+        const objs = attendTargets(b, chunk, imageKeys(N, (e) => { const bx = valRefs.get(e)?.boxes; return bx ? bx.map((x) => (x.length ? scenes.get(e.images[0]).map((o) => o.box1000) : [])) : null; }));
+        if (tgt && objs) lookTap = (layer, q, k) => {
+          if (layer !== attendLayer) return;
+          const [B, T, , D] = q.shape, BT = B * T, Q = tgt.queries.length;
+          const qh = gatherRows(reshape(slice(q, 2, 0, 1), [BT, D]), 0, tgt.queries), kh = reshape(slice(k, 2, 0, 1), [BT, D]);
+          const p = softmax(add(scale(matmul(qh, transpose(kh, 0, 1)), 1 / Math.sqrt(D)), Tensor.from(tgt.allowed, [Q, BT]))).data;
+          for (let j = 0; j < Q * BT; j++) { look.target += p[j] * tgt.target[j]; look.objects += p[j] * objs.target[j]; }
+          look.n += Q;
+        };
+      }
+      const lg = logitsOf(b, FV, b.images, lookTap);
       lTrue += crossEntropy(lg, b.targets).item();
       lOther += crossEntropy(logitsOf(b, FV, other), b.targets).item();
       nb++;
@@ -186,7 +218,8 @@ function evaluate(step) {
     }));
   }
   const acc = Object.fromEntries(Object.keys(n).sort().map((t) => [t, +(right[t] / n[t]).toFixed(2)]));
-  console.log(JSON.stringify({ step, seconds: Math.round((performance.now() - t0) / 1000), loss: +(lTrue / nb).toFixed(3), gap: +((lOther - lTrue) / nb).toFixed(3), ...acc }));
+  console.log(JSON.stringify({ step, seconds: Math.round((performance.now() - t0) / 1000), loss: +(lTrue / nb).toFixed(3), gap: +((lOther - lTrue) / nb).toFixed(3), ...acc,
+    ...(look.n ? { look: `${(look.target / look.n).toFixed(2)}/${(look.objects / look.n).toFixed(2)}` } : {}) }));
 }
 
 const order = new EpochOrder(trainE.length, A.seed, 3, { lengths: trainE.map((e) => e.ids.length), batchSize: A.bs });
@@ -194,13 +227,13 @@ let ema = null;
 for (let s = 1; s <= A.steps; s++) {
   const es = order.next(A.bs).map((i) => trainE[i]);
   const b = collate(es, N);
-  const at = A.attend > 0 ? attendTargets(b, es, N, (e) => boxesOf.get(e) ?? null) : null;
+  const sup = supervision(b, es, trainRefs);
   const l = tidy(() => {
-    let att = null;
-    const tap = at ? { layer: attendLayer, fn: (q, k) => void (att = attendLoss(q, k, 0, at)) } : null;
+    const terms = [];
+    const tap = sup.length ? (layer, q, k) => { for (const [t, w, L] of sup) if (L === layer) terms.push([L, scale(attendLoss(q, k, 0, t), w)]); } : null;
     const l = crossEntropy(logitsOf(b, FT, b.images, tap), b.targets);
-    backward(att ? add(l, scale(att, A.attend)) : l);
-    if (att && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${att.item().toFixed(3)}`);
+    backward(terms.reduce((acc, [, t]) => add(acc, t), l));
+    if (terms.length && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${terms.map(([L, t]) => `layer ${L}: ${t.item().toFixed(3)}`).join(', ')}`);
     return l.item();
   });
   clipGradNorm(params, 1);

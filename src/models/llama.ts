@@ -48,6 +48,9 @@ export function validateLlamaConfig(c: LlamaConfig): void {
   if (H % Hkv) throw bad(`head_count ${H} is not a multiple of head_count_kv ${Hkv}`);
 }
 
+/** Sees layer `layer`'s rotated queries (B, T, H, D) and keys (B, T, Hkv, D) (auxiliary losses on attention). */
+export type AttentionTap = (layer: number, q: Tensor, k: Tensor) => void;
+
 export class LlamaBlock extends Module {
   attn_norm: RMSNorm;
   attn_q: Linear;
@@ -124,14 +127,14 @@ export class Llama extends Module {
 
   /**
    * Hidden states after the final norm for input embeddings x (B, T, E) starting at position `pos0`.
-   * With a cache, keys/values are stored for later decoding steps. `tap` sees layer `tap.layer`'s rotated
-   * queries and keys (for auxiliary losses on attention, ../train/attend.ts).
+   * With a cache, keys/values are stored for later decoding steps. `tap` sees each layer's rotated queries
+   * and keys (for auxiliary losses on attention, ../train/attend.ts).
    */
-  hidden(x: Tensor, opts: { pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null;
-    tap?: { layer: number; fn: (q: Tensor, k: Tensor) => void } | null; } = {}): Tensor {
+  hidden(x: Tensor, opts: { pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null; tap?: AttentionTap | null } = {}): Tensor {
     const pos0 = opts.pos0 ?? 0;
+    const tap = opts.tap;
     for (let i = 0; i < this.blk.length; i++)
-      x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null, opts.tap?.layer === i ? opts.tap.fn : null);
+      x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null, tap ? (q, k) => tap(i, q, k) : null);
     return this.output_norm.forward(x);
   }
 

@@ -98,29 +98,34 @@ export interface AttendTargets {
 }
 
 /**
- * Targets for a collated batch. `boxes(e)` gives each sample's per-turn boxes (or null: not supervised); the
- * k-th run of learned tokens of a sample is its k-th assistant turn. Null when nothing in the batch is.
+ * Where the answer to turn `turn` of sample `e` should look: key positions within the sample, or null / [] for
+ * none. `ask` is the span [from, to) of the tokens since the previous answer (the user turn, with the image
+ * and any tools on the first).
  */
-export function attendTargets(b: Batch, samples: readonly Encoded[], imageTokens: number, boxes: (e: Encoded) => Box[][] | null): AttendTargets | null {
-  const n = Math.round(Math.sqrt(imageTokens));
-  if (n * n !== imageTokens) throw new ConfigError(`attention supervision needs a square image-token grid, got ${imageTokens} tokens`);
+export type KeysOf = (e: Encoded, turn: number, ask: readonly [number, number]) => readonly number[] | null;
+
+/**
+ * Targets for a collated batch: the k-th run of learned tokens of a sample is its k-th assistant turn, and each
+ * of its positions but the one predicting the closing token is a query with the keys `keysOf` gives. Null when
+ * nothing in the batch is supervised.
+ */
+export function attendTargets(b: Batch, samples: readonly Encoded[], keysOf: KeysOf): AttendTargets | null {
   const BT = b.B * b.T;
   const qs: number[] = [];
   const keys: number[][] = [];
   samples.forEach((e, s) => {
-    const turns = boxes(e);
-    if (!turns || e.imageStarts.length !== 1) return;
-    const start = s * b.T + e.imageStarts[0]!;
-    let k = -1;
+    let k = -1, from = 0, ks: readonly number[] | null = null;
     for (let t = 1; t < e.ids.length; t++) {
-      if (!e.learn[t]) continue;
-      if (!e.learn[t - 1]) k++;
-      const bx = turns[k];
-      if (!bx?.length) continue;
+      if (!e.learn[t]) {
+        if (e.learn[t - 1]) from = t;
+        continue;
+      }
+      if (!e.learn[t - 1]) ks = keysOf(e, ++k, [from, t]);
+      if (!ks?.length) continue;
       // position t−1 predicts token t; the turn's closing token (the last of the run) is not about the object
       if (!e.learn[t + 1] && e.learn[t - 1]) continue;
       qs.push(s * b.T + t - 1);
-      keys.push([...new Set(bx.flatMap((box) => boxCells(box, n)))].map((j) => start + j));
+      keys.push(ks.map((j) => s * b.T + j));
     }
   });
   if (!qs.length) return null;
@@ -133,6 +138,69 @@ export function attendTargets(b: Batch, samples: readonly Encoded[], imageTokens
     for (const j of keys[i]!) target[i * BT + j] = 1;
   });
   return { queries: Int32Array.from(qs), target, allowed };
+}
+
+/**
+ * Keys of the image hop: the image tokens (an n×n grid, n = √imageTokens) covering the boxes each turn is about.
+ * `boxes(e)` gives a sample's per-turn boxes (or null: not supervised); single-image samples only.
+ */
+export function imageKeys(imageTokens: number, boxes: (e: Encoded) => Box[][] | null): KeysOf {
+  const n = Math.round(Math.sqrt(imageTokens));
+  if (n * n !== imageTokens) throw new ConfigError(`attention supervision needs a square image-token grid, got ${imageTokens} tokens`);
+  return (e, k) => {
+    const bx = e.imageStarts.length === 1 ? boxes(e)?.[k] : undefined;
+    return bx?.length ? [...new Set(bx.flatMap((box) => boxCells(box, n)))].map((j) => e.imageStarts[0]! + j) : null;
+  };
+}
+
+/**
+ * Keys of the question hop: the tokens of the user turn that spell a word naming what the answer is about (a
+ * word of `words(e)[k]` or its plural, whole words, case-insensitive; a word split over several tokens gives all
+ * of them). `wordOf(id)` is a token's text.
+ */
+export function questionKeys(words: (e: Encoded) => string[][] | null, wordOf: (id: number) => string): KeysOf {
+  return (e, k, [from, to]) => {
+    const w = words(e)?.[k];
+    if (!w?.length) return null;
+    let text = '';
+    const starts: number[] = [];
+    for (let t = from; t < to; t++) {
+      starts.push(text.length);
+      text += e.ids[t]! < 0 ? ' ' : wordOf(e.ids[t]!).toLowerCase();
+    }
+    const out = new Set<number>();
+    const re = new RegExp(`(?<![a-z])(?:${w.map((v) => v.replace(/[^a-z]/g, '')).filter((v) => v).join('|')})s?(?![a-z])`, 'g');
+    for (const m of text.matchAll(re)) {
+      const a = m.index!, z = a + m[0].length;
+      starts.forEach((s0, i) => {
+        const s1 = i + 1 < starts.length ? starts[i + 1]! : text.length;
+        if (s0 < z && s1 > a) out.add(from + i);
+      });
+    }
+    return [...out].sort((x, y) => x - y);
+  };
+}
+
+/**
+ * The words a question about each turn's objects may name them by: their size, colour and shape (for a count
+ * or an existence question, the colour and shape asked about). `[]` where a turn names nothing.
+ */
+export function turnWords(tasks: unknown, objs: readonly (SceneObj & { size?: string | null })[]): string[][] | null {
+  if (!Array.isArray(tasks)) return null;
+  const of = (i: number | undefined): string[] => {
+    const o = i === undefined ? undefined : objs[i];
+    return o ? [o.size ?? '', o.colour, o.shape].filter((x) => x) : [];
+  };
+  return (tasks as TurnSpec[]).map((t) => {
+    switch (t.task) {
+      case 'colour': return of(t.object).filter((w) => w !== objs[t.object!]?.colour);
+      case 'shape': return of(t.object).filter((w) => w !== objs[t.object!]?.shape);
+      case 'ground': case 'click': return of(t.object);
+      case 'relation': return [...new Set([...of(t.a), ...of(t.b)])];
+      case 'exists': case 'count': return [t.colour, t.shape].filter((x): x is string => !!x);
+      default: return [];
+    }
+  });
 }
 
 /**

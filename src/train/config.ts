@@ -104,6 +104,9 @@ const Stage = z.object({
   attend: z.number().min(0).optional(),
   /** the layer whose first head is supervised (default: the middle one, block_count / 2 rounded down) */
   attendLayer: int(0).optional(),
+  /** weight of the question hop (./attend.ts): the first head of the layer below attendLayer looks, while the
+   *  LM answers, at the question's words that name the objects */
+  attendQuestion: z.number().min(0).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -203,6 +206,8 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
+    if ((s.attendQuestion ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attendQuestion`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
+    if ((s.attendQuestion ?? 0) > 0 && s.attendLayer === 0) bad(`${at}.attendQuestion`, 'the question hop runs in the layer below attendLayer, which is 0');
     if ((s.attend ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attend`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
     if (s.attendLayer !== undefined && c.model && s.attendLayer >= c.model.lm.block_count) bad(`${at}.attendLayer`, `${s.attendLayer} is not a layer of the ${c.model.lm.block_count}-layer LM`);
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');

@@ -46,7 +46,8 @@ import {
 } from './data.ts';
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
 import { DenseHead, denseLoss, denseTargets, loadDenseIndex, type DenseTargets } from './dense.ts';
-import { attendLoss, attendTargets, turnBoxes, type AttendTargets } from './attend.ts';
+import { attendLoss, attendTargets, imageKeys, questionKeys, turnBoxes, turnWords, type AttendTargets } from './attend.ts';
+import type { AttentionTap } from '../models/llama.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
@@ -83,7 +84,7 @@ export interface TrainResult {
 interface LmBatch {
   batch: Batch;
   px: Float32Array | null;
-  attend: AttendAux | null;
+  attend: AttendAux[];
 }
 
 /** Run (or resume) the training described by `config`. */
@@ -110,7 +111,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
-  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0) ? await loadDenseIndex(config.data.train) : null;
+  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0) ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
@@ -212,18 +213,27 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
       return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0 };
     };
-    // grounded attention supervision (./attend.ts): the boxes each turn of each training sample is about
-    const turnBoxesOf = (st.attend ?? 0) > 0 && data
-      ? data.samples.map((s) => (s.images.length === 1 ? turnBoxes(s.record.tasks, denseIndex!.get(s.images[0]!) ?? noScene(s.images[0]!)) : null))
-      : null;
+    // grounded attention supervision (./attend.ts): the boxes, and the words naming them, of each turn of each sample
+    const supervised = ((st.attend ?? 0) > 0 || (st.attendQuestion ?? 0) > 0) && data;
+    const sceneOf = (s: Sample) => (s.images.length === 1 ? denseIndex!.get(s.images[0]!) ?? noScene(s.images[0]!) : null);
+    const turnBoxesOf = supervised ? data.samples.map((s) => { const o = sceneOf(s); return o && turnBoxes(s.record.tasks, o); }) : null;
+    const turnWordsOf = supervised ? data.samples.map((s) => { const o = sceneOf(s); return o && turnWords(s.record.tasks, o); }) : null;
+    const vocabText = supervised ? Array.from({ length: tokenizer.vocabSize }, (_, id) => tokenizer.decode([id])) : [];
     const attendLayer = st.attendLayer ?? Math.floor(vlm.config.lm.block_count / 2);
-    if (turnBoxesOf && attendLayer >= vlm.config.lm.block_count)
+    if (supervised && attendLayer >= vlm.config.lm.block_count)
       throw new ConfigError(`stages[${si}].attendLayer: ${attendLayer} is not a layer of the ${vlm.config.lm.block_count}-layer LM`);
-    const attend = (ids: number[], batch: Batch) => {
-      if (!turnBoxesOf) return null;
-      const boxes = new Map(ids.map((i) => [data!.train[i]!, turnBoxesOf[i]!] as const));
-      const targets = attendTargets(batch, ids.map((i) => data!.train[i]!), N, (e) => boxes.get(e) ?? null);
-      return targets && { targets, weight: st.attend!, layer: attendLayer, head: 0 };
+    if (supervised && (st.attendQuestion ?? 0) > 0 && attendLayer < 1)
+      throw new ConfigError(`stages[${si}].attendQuestion: the question hop runs in the layer below attendLayer, which is 0`);
+    const attend = (ids: number[], batch: Batch): AttendAux[] => {
+      if (!supervised) return [];
+      const es = ids.map((i) => data.train[i]!);
+      const at = new Map(ids.map((i) => [data.train[i]!, i] as const));
+      const out: AttendAux[] = [];
+      const img = (st.attend ?? 0) > 0 ? attendTargets(batch, es, imageKeys(N, (e) => turnBoxesOf![at.get(e)!] ?? null)) : null;
+      if (img) out.push({ targets: img, weight: st.attend!, layer: attendLayer, head: 0 });
+      const q = (st.attendQuestion ?? 0) > 0 ? attendTargets(batch, es, questionKeys((e) => turnWordsOf![at.get(e)!] ?? null, (id) => vocabText[id] ?? '')) : null;
+      if (q) out.push({ targets: q, weight: st.attendQuestion!, layer: attendLayer - 1, head: 0 });
+      return out;
     };
     const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend);
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
@@ -346,17 +356,19 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null,
-  att: AttendAux | null = null): Tensor {
+  att: readonly AttendAux[] = []): Tensor {
   let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
     feats = vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])); // (images, P, E)
   }
-  let attTerm: Tensor | null = null;
-  const tap = att && feats ? { layer: att.layer, fn: (q: Tensor, k: Tensor) => void (attTerm = attendLoss(q, k, att.head, att.targets)) } : null;
+  const terms: Tensor[] = [];
+  const tap: AttentionTap | null = att.length && feats ? (layer, q, k) => {
+    for (const a of att) if (a.layer === layer) terms.push(scale(attendLoss(q, k, a.head, a.targets), a.weight));
+  } : null;
   let l = crossEntropy(scoredLogits(vlm, b, feats ? vlm.mm.forward(feats) : null, N, tap), b.targets);
   if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
-  if (attTerm) l = add(l, scale(attTerm, att!.weight));
+  for (const t of terms) l = add(l, t);
   return l;
 }
 
@@ -365,10 +377,9 @@ export interface AttendAux { targets: AttendTargets; weight: number; layer: numb
 
 /**
  * Logits (scored, V) of a batch's scored positions, with image embeddings `img` (images, N, D) at their slots.
- * `tap` sees one layer's rotated queries and keys.
+ * `tap` sees each layer's rotated queries and keys.
  */
-export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number,
-  tap: { layer: number; fn: (q: Tensor, k: Tensor) => void } | null = null): Tensor {
+export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number, tap: AttentionTap | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
   if (img) x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)

@@ -3,7 +3,7 @@
 // that a head trained with it learns to look where it is told.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attendLoss, attendTargets, boxCells, turnBoxes } from '../../src/train/attend.ts';
+import { attendLoss, attendTargets, boxCells, imageKeys, questionKeys, turnBoxes, turnWords } from '../../src/train/attend.ts';
 import { collate, type Encoded } from '../../src/train/data.ts';
 import { IMAGE_SLOT } from '../../src/runtime/conversation.ts';
 import { Tensor, Rng, randn, AdamW, backward, linear, reshape, tidy } from '../../src/tensor/index.ts';
@@ -53,7 +53,7 @@ test('attendTargets: one query per answer token but the closing one, keys = the 
   const T = b.T;
   assert.equal(T, 13);
   const boxes = new Map<Encoded, Box[][] | null>([[e0, [[[0, 0, 400, 400]], [[600, 600, 900, 900]]]], [e1, null]]);
-  const t = attendTargets(b, [e0, e1], 4, (e) => boxes.get(e) ?? null)!;
+  const t = attendTargets(b, [e0, e1], imageKeys(4, (e) => boxes.get(e) ?? null))!;
   // turn 0 learns tokens 7, 8, 9 (9 closes it): queries at 6, 7; turn 1 learns 11, 12: query at 10
   assert.deepEqual([...t.queries], [6, 7, 10]);
   const BT = 2 * T;
@@ -63,8 +63,41 @@ test('attendTargets: one query per answer token but the closing one, keys = the 
   assert.deepEqual(row(2, t.target).flatMap((v, j) => (v ? [j] : [])), [4]);
   // allowed: own sample, up to and including the query position
   assert.deepEqual(row(1, t.allowed).flatMap((v, j) => (v === 0 ? [j] : [])), [0, 1, 2, 3, 4, 5, 6, 7]);
-  assert.equal(attendTargets(b, [e0, e1], 4, () => null), null);
-  assert.throws(() => attendTargets(b, [e0, e1], 3, (e) => boxes.get(e) ?? null), ConfigError);
+  assert.equal(attendTargets(b, [e0, e1], imageKeys(4, () => null)), null);
+  assert.throws(() => attendTargets(b, [e0, e1], imageKeys(3, (e) => boxes.get(e) ?? null)), ConfigError);
+});
+
+test('turnWords: the words a question may name its objects by (never the answer itself)', () => {
+  const objs = [{ ...obj('circle', 'red', [0, 0, 100, 100]), size: 'small' }, { ...obj('star', 'blue', [500, 500, 700, 700]), size: 'large' },
+    { ...obj('digit', 'black', [800, 100, 900, 300]), size: null }];
+  assert.deepEqual(turnWords([
+    { task: 'colour', object: 1 }, { task: 'shape', object: 0 }, { task: 'ground', object: 2 }, { task: 'relation', a: 0, b: 1 },
+    { task: 'count', colour: 'green' }, { task: 'exists', colour: 'red', shape: 'star' }, { task: 'read' }, { task: 'caption' },
+  ], objs), [
+    ['large', 'star'], ['small', 'red'], ['black', 'digit'], ['small', 'red', 'circle', 'large', 'blue', 'star'],
+    ['green'], ['red', 'star'], [], [],
+  ]);
+  assert.equal(turnWords(undefined, objs), null);
+});
+
+test('questionKeys: the tokens of the current user turn that name the object, plurals too; not earlier turns', () => {
+  const text: Record<number, string> = { 10: 'What', 11: ' color', 12: ' is', 13: ' the', 14: ' star', 15: '?', 16: ' red', 17: ' Stars', 9: '<end>' };
+  const I = IMAGE_SLOT;
+  // [bos, img×4, What color is the star ?, red <end>, What Stars ?, red <end>]
+  const e: Encoded = { id: 'q', ids: Int32Array.from([1, I, I, I, I, 10, 11, 12, 13, 14, 15, 16, 9, 10, 17, 15, 16, 9]), imageStarts: [1],
+    learn: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1]), images: ['q.png'] };
+  const b = collate([e], 4);
+  const t = attendTargets(b, [e], questionKeys(() => [['star'], ['star']], (id) => text[id] ?? ''))!;
+  assert.deepEqual([...t.queries], [10, 15]);
+  const keys = (i: number) => [...t.target.subarray(i * b.T, (i + 1) * b.T)].flatMap((v, j) => (v ? [j] : []));
+  assert.deepEqual(keys(0), [9]);
+  assert.deepEqual(keys(1), [14]); // " Stars" of this turn, not " star" of the first
+  assert.equal(attendTargets(b, [e], questionKeys(() => [['circle'], []], (id) => text[id] ?? '')), null);
+  // a word split over two tokens ("st" + "ar") gives both; "starry" is not "star"
+  const split: Record<number, string> = { ...text, 14: ' st', 18: 'ar', 19: ' starry' };
+  const e2: Encoded = { ...e, ids: Int32Array.from([1, I, I, I, I, 10, 19, 12, 13, 14, 18, 16, 9]), learn: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]) };
+  const t2 = attendTargets(collate([e2], 4), [e2], questionKeys(() => [['star']], (id) => split[id] ?? ''))!;
+  assert.deepEqual([...t2.target.subarray(0, 13)].flatMap((v, j) => (v ? [j] : [])), [9, 10]);
 });
 
 /** The loss by hand: per query, softmax over allowed keys of q·k/√D for the head, −log of the target mass. */
@@ -94,7 +127,7 @@ test('attendLoss equals the hand computation (GQA head → its kv head) and its 
     learn: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1]), images: ['a.png'] };
   const e2: Encoded = { ...e, id: 'b', images: ['b.png'] };
   const b = collate([e, e2], 4);
-  const t = attendTargets(b, [e, e2], 4, (s) => (s === e ? [[[0, 0, 1000, 400]], [[600, 600, 900, 900]]] : [[[0, 500, 400, 900]], []]))!;
+  const t = attendTargets(b, [e, e2], imageKeys(4, (s) => (s === e ? [[[0, 0, 1000, 400]], [[600, 600, 900, 900]]] : [[[0, 500, 400, 900]], []])))!;
   assert.equal(t.queries.length, 5); // 3 of the first sample, 2 of the second's first turn
   const rng = new Rng(3);
   const q = randn([B, T, H, D], rng), k = randn([B, T, Hkv, D], rng);
@@ -120,7 +153,7 @@ test('a head trained with the loss learns to look at the named token: mass on th
       learn: Uint8Array.from([0, 0, 0, 0, 0, 0, 1, 1]), images: [`${s}.png`] }));
     const b = collate(es, 4);
     const cellBox = (c: number): Box => [(c % 2) * 500 + 100, Math.floor(c / 2) * 500 + 100, (c % 2) * 500 + 400, Math.floor(c / 2) * 500 + 400];
-    const t = attendTargets(b, es, 4, (e) => [[cellBox(named[+e.id]!)]])!;
+    const t = attendTargets(b, es, imageKeys(4, (e) => [[cellBox(named[+e.id]!)]]))!;
     const x = new Float32Array(B * T * D);
     named.forEach((c, s) => {
       for (let j = 0; j < 4; j++) x.set(tokens.subarray(j * D, (j + 1) * D), (s * T + 1 + j) * D);
@@ -155,13 +188,16 @@ test('in the training loop: the instruct stage adds the term (same first batch, 
   await generateDataset({ n: 24, outDir: path.join(root, 'train'), seed: 1, split: 'train' });
   await generateDataset({ n: 4, outDir: path.join(root, 'val'), seed: 1, split: 'val' });
   const model = { ...TINY_MODEL, lm: { ...TINY_MODEL.lm, context_length: 1024 } };
-  const stage = (attend?: number) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 6, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...(attend ? { attend } : {}) }] });
-  const plain = await train(tinyConfig(root, stage()), { progress: false });
-  const att = await train(tinyConfig(root, stage(1)), { progress: false });
-  const [p, a] = [plain.state.history.map((e) => e.loss), att.state.history.map((e) => e.loss)];
+  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 6, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
+  const losses = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state.history.map((e) => e.loss);
+  const p = await losses();
+  const a = await losses({ attend: 1, attendLayer: 1 });
+  const aq = await losses({ attend: 1, attendLayer: 1, attendQuestion: 1 });
   // identical model, data and first batch: the difference at step 1 is the attention term, −log(mass) ≫ 0 untrained
   assert.ok(a[0]! - p[0]! > 1, `with attend ${a[0]} vs without ${p[0]}`);
+  assert.ok(aq[0]! - a[0]! > 1, `with the question hop ${aq[0]} vs without ${a[0]}`);
   assert.notDeepEqual(a.slice(1), p.slice(1));
-  await assert.rejects(train(tinyConfig(await squaresDataset(), stage(1)), { progress: false }), InputError);
+  assert.throws(() => tinyConfig(root, stage({ attendQuestion: 1, attendLayer: 0 })), /attendQuestion: the question hop runs in the layer below/);
+  await assert.rejects(train(tinyConfig(await squaresDataset(), stage({ attend: 1 })), { progress: false }), InputError);
   rmSync(root, { recursive: true, force: true });
 });
