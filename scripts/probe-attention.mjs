@@ -10,18 +10,13 @@ import { loadTrainConfig, vlmConfigOf } from '../dist/src/train/config.js';
 import { Llava } from '../dist/src/models/llava.js';
 import { ImageCache, loadLlava, encodeSamples, collate } from '../dist/src/train/data.js';
 import { scoredLogits } from '../dist/src/train/loop.js';
-import { attendTargets, imageKeys, turnBoxes } from '../dist/src/train/attend.js';
+import { attendTargets, headAttention, imageKeys, turnBoxes } from '../dist/src/train/attend.js';
 import { loadDenseIndex } from '../dist/src/train/dense.js';
 import { Tokenizer } from '../dist/src/tokenizer/index.js';
 import { VisionLanguageModel } from '../dist/src/runtime/vlm.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../dist/src/tokenizer/chat-template.js';
 import { Tensor, noGrad } from '../dist/src/tensor/tensor.js';
 import { tidy } from '../dist/src/tensor/storage.js';
-import { add, scale } from '../dist/src/tensor/ops/elementwise.js';
-import { matmul } from '../dist/src/tensor/ops/matmul.js';
-import { softmax } from '../dist/src/tensor/ops/nn.js';
-import { gather } from '../dist/src/tensor/ops/shape.js';
-import { reshape, slice, transpose } from '../dist/src/tensor/ops/view.js';
 initBackend();
 const [layerArg, ckptFile = 'runs/shapes-default/ckpt/checkpoint.safetensors', configFile = 'configs/shapes-default.json', valDir = 'data/shapes/val'] = process.argv.slice(2);
 const ck = await readCheckpoint(ckptFile);
@@ -60,14 +55,7 @@ for (let i = 0; i < enc.length; i += 16) {
     const img = vlm.mm.forward(vlm.v.forward(Tensor.from(px, [b.images.length, 3, S, S])));
     scoredLogits(vlm, b, img, N, (L, q, k) => {
       if (L !== layer) return;
-      const [B, T, H, D] = q.shape, Hkv = k.shape[2], Q = tgt.queries.length;
-      probs = [];
-      for (let h = 0; h < H; h++) {
-        const kv = Math.floor(h / (H / Hkv));
-        const qh = gather(reshape(slice(q, 2, h, h + 1), [B * T, D]), 0, tgt.queries);
-        const kh = reshape(slice(k, 2, kv, kv + 1), [B * T, D]);
-        probs.push(softmax(add(scale(matmul(qh, transpose(kh, 0, 1)), 1 / Math.sqrt(D)), Tensor.from(tgt.allowed, [Q, B * T]))).data.slice());
-      }
+      probs = Array.from({ length: q.shape[2] }, (_, h) => headAttention(q, k, h, tgt).data.slice());
     });
     const BT = b.B * b.T;
     taskOfQuery.forEach((task, qi) => {

@@ -39,11 +39,7 @@ import { backward } from '../dist/src/tensor/autograd.js';
 import { AdamW, clipGradNorm } from '../dist/src/tensor/optim.js';
 import { warmupCosine } from '../dist/src/tensor/schedule.js';
 import { scoredLogits } from '../dist/src/train/loop.js';
-import { attendLoss, attendTargets, imageKeys, questionKeys, turnBoxes, turnWords } from '../dist/src/train/attend.js';
-import { softmax } from '../dist/src/tensor/ops/nn.js';
-import { matmul } from '../dist/src/tensor/ops/matmul.js';
-import { gather as gatherRows } from '../dist/src/tensor/ops/shape.js';
-import { reshape, slice, transpose } from '../dist/src/tensor/ops/view.js';
+import { attendLoss, attendTargets, headAttention, imageKeys, questionKeys, turnBoxes, turnWords } from '../dist/src/train/attend.js';
 import { add } from '../dist/src/tensor/ops/elementwise.js';
 import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
@@ -188,9 +184,7 @@ function evaluate(step) {
         const objs = attendTargets(b, chunk, imageKeys(N, (e) => { const bx = valRefs.get(e)?.boxes; return bx ? bx.map((x) => (x.length ? scenes.get(e.images[0]).map((o) => o.box1000) : [])) : null; }));
         if (tgt && objs) lookTap = (layer, q, k) => {
           if (layer !== attendLayer) return;
-          const [B, T, , D] = q.shape, BT = B * T, Q = tgt.queries.length;
-          const qh = gatherRows(reshape(slice(q, 2, 0, 1), [BT, D]), 0, tgt.queries), kh = reshape(slice(k, 2, 0, 1), [BT, D]);
-          const p = softmax(add(scale(matmul(qh, transpose(kh, 0, 1)), 1 / Math.sqrt(D)), Tensor.from(tgt.allowed, [Q, BT]))).data;
+          const p = headAttention(q, k, 0, tgt).data, Q = tgt.queries.length, BT = q.shape[0] * q.shape[1];
           for (let j = 0; j < Q * BT; j++) { look.target += p[j] * tgt.target[j]; look.objects += p[j] * objs.target[j]; }
           look.n += Q;
         };

@@ -211,17 +211,25 @@ export function turnWords(tasks: unknown, objs: readonly (SceneObj & { size?: st
 }
 
 /**
- * The supervision loss from one layer's rotated queries (B, T, H, D) and keys (B, T, Hkv, D), for head `head`.
- * @example attendLoss(q, k, 0, targets) // mean −log attention mass on the asked-about objects
+ * Attention probabilities (Q, B·T) of head `head` at the supervised queries, from one layer's rotated queries
+ * (B, T, H, D) and keys (B, T, Hkv, D): what the model computes there, masked as `t.allowed` says.
  */
-export function attendLoss(q: Tensor, k: Tensor, head: number, t: AttendTargets): Tensor {
+export function headAttention(q: Tensor, k: Tensor, head: number, t: AttendTargets): Tensor {
   const [B, T, H, D] = q.shape as [number, number, number, number];
   const Hkv = k.shape[2]!;
   const kvHead = Math.floor(head / (H / Hkv));
   const qh = gather(reshape(slice(q, 2, head, head + 1), [B * T, D]), 0, t.queries); // (Q, D)
   const kh = reshape(slice(k, 2, kvHead, kvHead + 1), [B * T, D]); // (B·T, D)
   const Q = t.queries.length;
-  const scores = add(scale(matmul(qh, transpose(kh, 0, 1)), 1 / Math.sqrt(D)), Tensor.from(t.allowed, [Q, B * T])); // (Q, B·T)
-  const mass = sum(mul(softmax(scores), Tensor.from(t.target, [Q, B * T])), -1); // (Q)
+  return softmax(add(scale(matmul(qh, transpose(kh, 0, 1)), 1 / Math.sqrt(D)), Tensor.from(t.allowed, [Q, B * T])));
+}
+
+/**
+ * The supervision loss from one layer's rotated queries (B, T, H, D) and keys (B, T, Hkv, D), for head `head`.
+ * @example attendLoss(q, k, 0, targets) // mean −log attention mass on the asked-about objects
+ */
+export function attendLoss(q: Tensor, k: Tensor, head: number, t: AttendTargets): Tensor {
+  const p = headAttention(q, k, head, t); // (Q, B·T)
+  const mass = sum(mul(p, Tensor.from(t.target, p.shape)), -1); // (Q)
   return scale(mean(unary('log', add(mass, Tensor.from(new Float32Array([1e-6]), [1])))), -1);
 }
