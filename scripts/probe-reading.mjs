@@ -44,11 +44,12 @@ import { add } from '../dist/src/tensor/ops/elementwise.js';
 import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
 import { argmax } from '../dist/src/tensor/ops/reduce.js';
+import { matmul } from '../dist/src/tensor/ops/matmul.js';
 
 initBackend();
 const A = {
   steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
-  only: null, noTools: false, embScale: 1, mask: false, oracle: false, attend: 0, attendLayer: null, attendQuestion: 0,
+  only: null, noTools: false, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -103,7 +104,7 @@ async function features(samples, name) {
   return { idx, buf };
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
-const scenes = A.mask || A.oracle || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
+const scenes = A.mask || A.oracle || A.oracleWords || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
 
 /** Features (images, P, E) of `files`, with the diagnostic rewrites. */
 function featureBatch(F, files) {
@@ -137,9 +138,40 @@ function featureBatch(F, files) {
 // ---- fresh projector + LM ----------------------------------------------------------------------------
 const vlm = new Llava(vc, A.seed);
 const N = vlm.imageTokens;
+const Gt = Math.round(Math.sqrt(N));
+const wordId = (w) => { const ids = tok.encode(w); if (ids.length !== 1) throw new Error(`'${w}' is ${ids.length} tokens`); return ids[0]; };
+/** diagnostic oracleWords: each image token's bag of its owner object's attribute words (B·N, V), in the LM's own embedding space */
+function wordBag(files) {
+  const V = tok.vocabSize, out = new Float32Array(files.length * N * V);
+  files.forEach((f, i) => {
+    const objs = scenes.get(f);
+    const t = denseTargets([objs], Gt);
+    const owner = new Int32Array(N).fill(-1);
+    // recompute owners as denseTargets does (owned cells in order); map by box centre containment
+    objs.forEach((o, k) => {
+      const [x0, y0, x1, y1] = o.box1000, cell = 1000 / Gt;
+      for (let p = 0; p < N; p++) { const cx = (p % Gt + 0.5) * cell, cy = (Math.floor(p / Gt) + 0.5) * cell; if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[p] = k; }
+      owner[Math.min(Gt - 1, Math.floor((y0 + y1) / 2 / cell)) * Gt + Math.min(Gt - 1, Math.floor((x0 + x1) / 2 / cell))] = k;
+    });
+    void t;
+    for (let p = 0; p < N; p++) {
+      const o = objs[owner[p]];
+      if (!o) continue;
+      const words = o.shape === 'digit' ? [' black', ' digit', String(o.digit)] : [' ' + o.colour, ' ' + o.shape, ' ' + o.size];
+      for (const w of words) out[(i * N + p) * V + wordId(w)] += 1;
+    }
+  });
+  return Tensor.from(out, [files.length, N, V]);
+}
+let normsShown = false;
 function logitsOf(b, F, files, tap = null) {
   let img = vlm.mm.forward(featureBatch(F, files));
   if (A.embScale !== 1) img = scale(img, A.embScale);
+  if (A.oracleWords) {
+    const w = matmul(wordBag(files), vlm.lm.token_embd.weight);
+    if (!normsShown) { normsShown = true; const rms = (t) => Math.sqrt(t.data.reduce((a, x) => a + x * x, 0) / t.data.length); console.log(JSON.stringify({ rmsProjector: +rms(img).toFixed(4), rmsWords: +rms(w).toFixed(4) })); }
+    img = add(img, scale(w, A.oracleWords));
+  }
   return scoredLogits(vlm, b, img, N, tap);
 }
 const supervised = A.attend > 0 || A.attendQuestion > 0;
@@ -216,10 +248,17 @@ function evaluate(step) {
     ...(look.n ? { look: `${(look.target / look.n).toFixed(2)}/${(look.objects / look.n).toFixed(2)}` } : {}) }));
 }
 
+const nObj = new Map([...(await loadDenseIndex(A.train))].map(([f, o]) => [f, o.length]));
+/** curriculum [[untilStep, maxObjects], ...]: before untilStep, train only on scenes of at most maxObjects objects */
+const phases = (A.curriculum ?? []).map(([until, k]) => {
+  const sub = trainE.map((e, i) => i).filter((i) => nObj.get(trainE[i].images[0]) <= k);
+  return { until, sub, order: new EpochOrder(sub.length, A.seed, 3, { lengths: sub.map((i) => trainE[i].ids.length), batchSize: A.bs }) };
+});
 const order = new EpochOrder(trainE.length, A.seed, 3, { lengths: trainE.map((e) => e.ids.length), batchSize: A.bs });
 let ema = null;
 for (let s = 1; s <= A.steps; s++) {
-  const es = order.next(A.bs).map((i) => trainE[i]);
+  const ph = phases.find((p) => s <= p.until);
+  const es = (ph ? ph.order.next(A.bs).map((j) => ph.sub[j]) : order.next(A.bs)).map((i) => trainE[i]);
   const b = collate(es, N);
   const sup = supervision(b, es, trainRefs);
   const l = tidy(() => {

@@ -111,7 +111,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
-  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0) ? await loadDenseIndex(config.data.train) : null;
+  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined)
+    ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
@@ -134,10 +135,14 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
-    const k = `${all}:${files.join('+')}`;
+    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}`;
     if (!encoded.has(k)) {
       const pick = (m: Map<DataFile, Sample[]>) => files.flatMap((f) => m.get(f) ?? []).map((s) => (all ? textOnly(s) : s));
-      const samples = pick(trainFiles);
+      // a curriculum stage keeps the simple scenes of the train split; val stays whole, so evals stay comparable
+      const small = (s: Sample) => st.maxObjects === undefined
+        || s.images.every((f) => (denseIndex!.get(f) ?? noScene(f)).length <= st.maxObjects!);
+      const samples = files.flatMap((f) => trainFiles.get(f) ?? []).filter(small).map((s) => (all ? textOnly(s) : s));
+      if (!samples.length) throw new ConfigError(`stage '${st.name}': no training dialogue has a scene of at most ${st.maxObjects} objects`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
     }
     return encoded.get(k)!;
