@@ -20,6 +20,9 @@
 //   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
 //   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
 //                     digit, centre flag, box and grid position (what if the tower were perfect?)
+//   oracleWords       diagnostic: add to each image token this multiple of the sum of the LM's own input embeddings of
+//                     its object's words (colour, shape, size; 'black', 'digit' and the digit) — word-aligned tokens
+//   curriculum        e.g. [[150,1],[300,2]]: up to step 150 train only on one-object scenes, up to 300 on ≤ 2 objects
 //   ckpt, config, train, val   paths (defaults: the default recipe's)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -145,15 +148,13 @@ function wordBag(files) {
   const V = tok.vocabSize, out = new Float32Array(files.length * N * V);
   files.forEach((f, i) => {
     const objs = scenes.get(f);
-    const t = denseTargets([objs], Gt);
+    // a token cell's owner, by the rule of denseTargets: the box holds the cell centre; the box centre's cell always counts
     const owner = new Int32Array(N).fill(-1);
-    // recompute owners as denseTargets does (owned cells in order); map by box centre containment
     objs.forEach((o, k) => {
       const [x0, y0, x1, y1] = o.box1000, cell = 1000 / Gt;
       for (let p = 0; p < N; p++) { const cx = (p % Gt + 0.5) * cell, cy = (Math.floor(p / Gt) + 0.5) * cell; if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[p] = k; }
       owner[Math.min(Gt - 1, Math.floor((y0 + y1) / 2 / cell)) * Gt + Math.min(Gt - 1, Math.floor((x0 + x1) / 2 / cell))] = k;
     });
-    void t;
     for (let p = 0; p < N; p++) {
       const o = objs[owner[p]];
       if (!o) continue;
