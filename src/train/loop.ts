@@ -137,11 +137,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const all = st.name === 'lm';
     const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}`;
     if (!encoded.has(k)) {
-      const pick = (m: Map<DataFile, Sample[]>) => files.flatMap((f) => m.get(f) ?? []).map((s) => (all ? textOnly(s) : s));
+      const pick = (m: Map<DataFile, Sample[]>, keep = (_: Sample) => true) =>
+        files.flatMap((f) => m.get(f) ?? []).filter(keep).map((s) => (all ? textOnly(s) : s));
       // a curriculum stage keeps the simple scenes of the train split; val stays whole, so evals stay comparable
       const small = (s: Sample) => st.maxObjects === undefined
         || s.images.every((f) => (denseIndex!.get(f) ?? noScene(f)).length <= st.maxObjects!);
-      const samples = files.flatMap((f) => trainFiles.get(f) ?? []).filter(small).map((s) => (all ? textOnly(s) : s));
+      const samples = pick(trainFiles, small);
       if (!samples.length) throw new ConfigError(`stage '${st.name}': no training dialogue has a scene of at most ${st.maxObjects} objects`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
     }

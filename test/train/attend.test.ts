@@ -177,17 +177,11 @@ test('a head trained with the loss learns to look at the named token: mass on th
 });
 
 test('in the training loop: the instruct stage adds the term (same first batch, higher logged loss), and needs scene metadata', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
-  const { generateDataset } = await import('../../src/data/generate.ts');
+  const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, squaresDataset, TINY_MODEL } = await import('./helpers.ts');
+  const { tinyConfig, squaresDataset, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
   const { InputError } = await import('../../src/errors.ts');
-  const root = mkdtempSync(path.join(tmpdir(), 'vista-attend-'));
-  await generateDataset({ n: 24, outDir: path.join(root, 'train'), seed: 1, split: 'train' });
-  await generateDataset({ n: 4, outDir: path.join(root, 'val'), seed: 1, split: 'val' });
-  const model = { ...TINY_MODEL, lm: { ...TINY_MODEL.lm, context_length: 1024 } };
+  const root = await shapesWorld('vista-attend-', 24, 1);
   const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 6, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
   const losses = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state.history.map((e) => e.loss);
   const p = await losses();

@@ -54,11 +54,23 @@ export async function squaresDataset(): Promise<string> {
   return root;
 }
 
+/** A fresh Shapes World dataset (train `n`, val 4) under a new temp dir, for tests that need scene metadata. */
+export async function shapesWorld(prefix: string, n: number, seed: number): Promise<string> {
+  const { generateDataset } = await import('../../src/data/generate.ts');
+  const root = mkdtempSync(path.join(tmpdir(), prefix));
+  await generateDataset({ n, outDir: path.join(root, 'train'), seed, split: 'train' });
+  await generateDataset({ n: 4, outDir: path.join(root, 'val'), seed, split: 'val' });
+  return root;
+}
+
 export const TINY_MODEL = {
   vision: { image_size: 16, patch_size: 4, embedding_length: 32, feed_forward_length: 64, block_count: 1, 'attention.head_count': 2 },
   projector: { projector_type: 'idefics3', scale_factor: 2 },
   lm: { embedding_length: 32, block_count: 2, feed_forward_length: 64, 'attention.head_count': 2, 'attention.head_count_kv': 1, context_length: 256 },
 };
+
+/** TINY_MODEL with room for whole Shapes World dialogues (tool declarations included). */
+export const TINY_DIALOGUE_MODEL = { ...TINY_MODEL, lm: { ...TINY_MODEL.lm, context_length: 1024 } };
 
 /** A tiny config over `data` writing under a fresh directory; `patch` overrides top-level fields. */
 export function tinyConfig(data: string, patch: Record<string, unknown> = {}): TrainConfig {

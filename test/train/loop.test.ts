@@ -193,17 +193,11 @@ test('export → reload via VisionLanguageModel.load gives the same greedy answe
 });
 
 test('maxObjects: a curriculum stage trains only on scenes of at most that many objects, and needs scene metadata', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
-  const { generateDataset } = await import('../../src/data/generate.ts');
+  const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, squaresDataset, TINY_MODEL } = await import('./helpers.ts');
+  const { tinyConfig, squaresDataset, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
   const { InputError } = await import('../../src/errors.ts');
-  const root = mkdtempSync(path.join(tmpdir(), 'vista-curriculum-'));
-  await generateDataset({ n: 30, outDir: path.join(root, 'train'), seed: 3, split: 'train' });
-  await generateDataset({ n: 4, outDir: path.join(root, 'val'), seed: 3, split: 'val' });
-  const model = { ...TINY_MODEL, lm: { ...TINY_MODEL.lm, context_length: 1024 } };
+  const root = await shapesWorld('vista-curriculum-', 30, 3);
   const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 4, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
   const run = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
   const all = await run(), five = await run({ maxObjects: 5 }), one = await run({ maxObjects: 1 });
