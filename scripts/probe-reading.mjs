@@ -48,11 +48,13 @@ import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
 import { argmax } from '../dist/src/tensor/ops/reduce.js';
 import { matmul } from '../dist/src/tensor/ops/matmul.js';
+import { reshape, transpose } from '../dist/src/tensor/ops/view.js';
+import { gather } from '../dist/src/tensor/ops/shape.js';
 
 initBackend();
 const A = {
   steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
-  only: null, noTools: false, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
+  only: null, noTools: false, wordAlign: 0, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -107,7 +109,7 @@ async function features(samples, name) {
   return { idx, buf };
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
-const scenes = A.mask || A.oracle || A.oracleWords || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
+const scenes = A.mask || A.oracle || A.oracleWords || A.wordAlign || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
 
 /** Features (images, P, E) of `files`, with the diagnostic rewrites. */
 function featureBatch(F, files) {
@@ -164,9 +166,31 @@ function wordBag(files) {
   });
   return Tensor.from(out, [files.length, N, V]);
 }
+/** a token cell's owner object per image token (-1: none), by the rule of denseTargets */
+function ownerOf(f) {
+  const owner = new Int32Array(N).fill(-1), cell = 1000 / Gt;
+  scenes.get(f).forEach((o, k) => {
+    const [x0, y0, x1, y1] = o.box1000;
+    for (let p = 0; p < N; p++) { const cx = (p % Gt + 0.5) * cell, cy = (Math.floor(p / Gt) + 0.5) * cell; if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[p] = k; }
+    owner[Math.min(Gt - 1, Math.floor((y0 + y1) / 2 / cell)) * Gt + Math.min(Gt - 1, Math.floor((x0 + x1) / 2 / cell))] = k;
+  });
+  return owner;
+}
+const wordsOf = (o) => (o.shape === 'digit' ? [' black', ' digit', String(o.digit)] : [' ' + o.colour, ' ' + o.shape, ' ' + o.size]).map(wordId);
+let lastAux = null;
+/** wordAlign: cross-entropy of each owned image token's dot products with the (detached) LM input embeddings, toward its object's words */
+function wordAlignLoss(img, files) {
+  const rows = [], tg = [];
+  files.forEach((f, i) => { const own = ownerOf(f), objs = scenes.get(f); for (let p = 0; p < N; p++) if (own[p] >= 0) for (const w of wordsOf(objs[own[p]])) { rows.push(i * N + p); tg.push(w); } });
+  const W = vlm.lm.token_embd.weight, Ed = Tensor.from(W.data.slice(W.offset, W.offset + W.size), W.shape);
+  const D = img.shape[2];
+  const lg = matmul(reshape(img, [files.length * N, D]), transpose(Ed, 0, 1));
+  return crossEntropy(gather(lg, 0, Int32Array.from(rows)), tg);
+}
 let normsShown = false;
-function logitsOf(b, F, files, tap = null) {
+function logitsOf(b, F, files, tap = null, train = false) {
   let img = vlm.mm.forward(featureBatch(F, files));
+  if (train && A.wordAlign) lastAux = scale(wordAlignLoss(img, files), A.wordAlign);
   if (A.embScale !== 1) img = scale(img, A.embScale);
   if (A.oracleWords) {
     const w = matmul(wordBag(files), vlm.lm.token_embd.weight);
@@ -265,9 +289,10 @@ for (let s = 1; s <= A.steps; s++) {
   const l = tidy(() => {
     const terms = [];
     const tap = sup.length ? (layer, q, k) => { for (const [t, w, L] of sup) if (L === layer) terms.push([L, scale(attendLoss(q, k, 0, t), w)]); } : null;
-    const l = crossEntropy(logitsOf(b, FT, b.images, tap), b.targets);
+    const l = crossEntropy(logitsOf(b, FT, b.images, tap, true), b.targets);
+    if (lastAux) { terms.push([-1, lastAux]); if (s % 50 === 0) console.log(`step ${s} wordAlign loss ${lastAux.item().toFixed(3)}`); lastAux = null; }
     backward(terms.reduce((acc, [, t]) => add(acc, t), l));
-    if (terms.length && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${terms.map(([L, t]) => `layer ${L}: ${t.item().toFixed(3)}`).join(', ')}`);
+    if (terms.some(([L]) => L >= 0) && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${terms.map(([L, t]) => `layer ${L}: ${t.item().toFixed(3)}`).join(', ')}`);
     return l.item();
   });
   clipGradNorm(params, 1);

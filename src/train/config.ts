@@ -107,6 +107,9 @@ const Stage = z.object({
   /** weight of the question hop (./attend.ts): the first head of the layer below attendLayer looks, while the
    *  LM answers, at the question's words that name the objects */
   attendQuestion: z.number().min(0).optional(),
+  /** weight of word alignment (./wordalign.ts): image tokens that cover an object point at the LM's embeddings of
+   *  its words; needs scene metadata and a stage that trains the projector */
+  wordAlign: z.number().min(0).optional(),
   /** curriculum: train only on dialogues whose scene holds at most this many objects (needs scene metadata) */
   maxObjects: pos().optional(),
 }).strict();
@@ -212,6 +215,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if ((s.attendQuestion ?? 0) > 0 && s.attendLayer === 0) bad(`${at}.attendQuestion`, 'the question hop runs in the layer below attendLayer, which is 0');
     if ((s.attend ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attend`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
     if (s.attendLayer !== undefined && c.model && s.attendLayer >= c.model.lm.block_count) bad(`${at}.attendLayer`, `${s.attendLayer} is not a layer of the ${c.model.lm.block_count}-layer LM`);
+    if ((s.wordAlign ?? 0) > 0 && !groups.includes('projector')) bad(`${at}.wordAlign`, `stage '${s.name}' does not train the projector`);
     if (s.maxObjects !== undefined && s.name === 'vision') bad(`${at}.maxObjects`, 'the vision stage trains on all captions; a scene-size curriculum belongs to lm, align or instruct stages');
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });

@@ -47,6 +47,7 @@ import {
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
 import { DenseHead, denseLoss, denseTargets, loadDenseIndex, type DenseTargets } from './dense.ts';
 import { attendLoss, attendTargets, imageKeys, questionKeys, turnBoxes, turnWords, type AttendTargets } from './attend.ts';
+import { wordAlignLoss, wordAlignTargets, type WordAlignTargets } from './wordalign.ts';
 import type { AttentionTap } from '../models/llama.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
@@ -111,7 +112,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
-  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined)
+  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.wordAlign ?? 0) > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined)
     ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
@@ -241,7 +242,13 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       if (q) out.push({ targets: q, weight: st.attendQuestion!, layer: attendLayer - 1, head: 0 });
       return out;
     };
-    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend);
+    // word alignment (./wordalign.ts): the image tokens of each batch image and the words naming their objects
+    const gridN = Math.round(Math.sqrt(N));
+    const spelt = new Map<string, number[]>();
+    const wordIds = (w: string): number[] => spelt.get(w) ?? spelt.set(w, tokenizer.encode(w, { addBos: false, parseSpecial: false })).get(w)!;
+    const words = (files: readonly string[]): WordAlignAux | null => (st.wordAlign ?? 0) > 0 && files.length
+      ? { targets: wordAlignTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), gridN, wordIds), weight: st.wordAlign! } : null;
+    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend, words(b.batch.images));
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
       const batch = collate(ids.map((i) => data!.train[i]!), N);
       return { batch, px: batch.images.length ? await images.batch(batch.images) : null, attend: attend(ids, batch) };
@@ -362,7 +369,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null,
-  att: readonly AttendAux[] = []): Tensor {
+  att: readonly AttendAux[] = [], words: WordAlignAux | null = null): Tensor {
   let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
@@ -372,11 +379,16 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   const tap: AttentionTap | null = att.length && feats ? (layer, q, k) => {
     for (const a of att) if (a.layer === layer) terms.push(scale(attendLoss(q, k, a.head, a.targets), a.weight));
   } : null;
-  let l = crossEntropy(scoredLogits(vlm, b, feats ? vlm.mm.forward(feats) : null, N, tap), b.targets);
+  const img = feats ? vlm.mm.forward(feats) : null;
+  let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets);
+  if (img && words && words.targets.rows.length) l = add(l, scale(wordAlignLoss(img, vlm.lm.token_embd.weight, words.targets), words.weight));
   if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
   for (const t of terms) l = add(l, t);
   return l;
 }
+
+/** Word alignment of one batch's image tokens (./wordalign.ts) and its weight. */
+export interface WordAlignAux { targets: WordAlignTargets; weight: number }
 
 /** Grounded attention supervision of one batch (./attend.ts): targets, weight, and which layer and head. */
 export interface AttendAux { targets: AttendTargets; weight: number; layer: number; head: number }

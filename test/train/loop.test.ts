@@ -211,3 +211,17 @@ test('maxObjects: a curriculum stage trains only on scenes of at most that many 
   await assert.rejects(train(tinyConfig(await squaresDataset(), stage({ maxObjects: 2 })), { progress: false }), InputError);
   rmSync(root, { recursive: true, force: true });
 });
+
+test('wordAlign: the loss term joins the instruct objective (a different run), and is refused where the projector is frozen', async () => {
+  const { rmSync } = await import('node:fs');
+  const { tinyConfig, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const root = await shapesWorld('vista-wordalign-', 24, 4);
+  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
+  const plain = (await train(tinyConfig(root, stage()), { progress: false })).state;
+  const aligned = (await train(tinyConfig(root, stage({ wordAlign: 1 })), { progress: false })).state;
+  // the same batches (same tokens), but the first step's loss carries the alignment term (≈ ln V at a fresh projector)
+  assert.equal(aligned.tokens, plain.tokens);
+  assert.ok(aligned.history[0]!.loss > plain.history[0]!.loss + 3, `first loss ${aligned.history[0]!.loss} vs ${plain.history[0]!.loss}`);
+  assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'lm', steps: 2, batchSize: 4, lr: { lm: 1e-3 }, wordAlign: 1 }] }), /stages\[0\]\.wordAlign/);
+  rmSync(root, { recursive: true, force: true });
+});
