@@ -22,6 +22,7 @@
 //                     digit, centre flag, box and grid position (what if the tower were perfect?)
 //   oracleWords       diagnostic: add to each image token this multiple of the sum of the LM's own input embeddings of
 //                     its object's words (colour, shape, size; 'black', 'digit' and the digit) — word-aligned tokens
+//   wordAlign         weight of the loop's word-alignment loss (src/train/wordalign.ts) on the projector output
 //   curriculum        e.g. [[150,1],[300,2]]: up to step 150 train only on one-object scenes, up to 300 on ≤ 2 objects
 //   ckpt, config, train, val   paths (defaults: the default recipe's)
 import fs from 'node:fs';
@@ -48,8 +49,7 @@ import { crossEntropy } from '../dist/src/tensor/ops/nn.js';
 import { scale } from '../dist/src/tensor/ops/elementwise.js';
 import { argmax } from '../dist/src/tensor/ops/reduce.js';
 import { matmul } from '../dist/src/tensor/ops/matmul.js';
-import { reshape, transpose } from '../dist/src/tensor/ops/view.js';
-import { gather } from '../dist/src/tensor/ops/shape.js';
+import { wordAlignLoss, wordAlignTargets } from '../dist/src/train/wordalign.js';
 
 initBackend();
 const A = {
@@ -166,31 +166,14 @@ function wordBag(files) {
   });
   return Tensor.from(out, [files.length, N, V]);
 }
-/** a token cell's owner object per image token (-1: none), by the rule of denseTargets */
-function ownerOf(f) {
-  const owner = new Int32Array(N).fill(-1), cell = 1000 / Gt;
-  scenes.get(f).forEach((o, k) => {
-    const [x0, y0, x1, y1] = o.box1000;
-    for (let p = 0; p < N; p++) { const cx = (p % Gt + 0.5) * cell, cy = (Math.floor(p / Gt) + 0.5) * cell; if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[p] = k; }
-    owner[Math.min(Gt - 1, Math.floor((y0 + y1) / 2 / cell)) * Gt + Math.min(Gt - 1, Math.floor((x0 + x1) / 2 / cell))] = k;
-  });
-  return owner;
-}
-const wordsOf = (o) => (o.shape === 'digit' ? [' black', ' digit', String(o.digit)] : [' ' + o.colour, ' ' + o.shape, ' ' + o.size]).map(wordId);
 let lastAux = null;
-/** wordAlign: cross-entropy of each owned image token's dot products with the (detached) LM input embeddings, toward its object's words */
-function wordAlignLoss(img, files) {
-  const rows = [], tg = [];
-  files.forEach((f, i) => { const own = ownerOf(f), objs = scenes.get(f); for (let p = 0; p < N; p++) if (own[p] >= 0) for (const w of wordsOf(objs[own[p]])) { rows.push(i * N + p); tg.push(w); } });
-  const W = vlm.lm.token_embd.weight, Ed = Tensor.from(W.data.slice(W.offset, W.offset + W.size), W.shape);
-  const D = img.shape[2];
-  const lg = matmul(reshape(img, [files.length * N, D]), transpose(Ed, 0, 1));
-  return crossEntropy(gather(lg, 0, Int32Array.from(rows)), tg);
-}
+const spell = (w) => tok.encode(w, { addBos: false, parseSpecial: false });
+/** wordAlign: the loop's word-alignment loss (src/train/wordalign.ts) on these images' tokens */
+const wordAlignTerm = (img, files) => wordAlignLoss(img, vlm.lm.token_embd.weight, wordAlignTargets(files.map((f) => scenes.get(f)), Gt, spell));
 let normsShown = false;
 function logitsOf(b, F, files, tap = null, train = false) {
   let img = vlm.mm.forward(featureBatch(F, files));
-  if (train && A.wordAlign) lastAux = scale(wordAlignLoss(img, files), A.wordAlign);
+  if (train && A.wordAlign) lastAux = scale(wordAlignTerm(img, files), A.wordAlign);
   if (A.embScale !== 1) img = scale(img, A.embScale);
   if (A.oracleWords) {
     const w = matmul(wordBag(files), vlm.lm.token_embd.weight);
