@@ -225,6 +225,12 @@ function informative(key: string, st: State): boolean {
   return true;
 }
 
+/** What a turn asks, whatever its phrasing: its task spec (task, objects, colour, shape, relation). */
+function meaning(m: TurnMeta): string {
+  const { template: _t, phrasing: _p, followUp: _f, ...spec } = m;
+  return JSON.stringify(spec);
+}
+
 function nextTurn(scene: Scene, rng: Rng, st: State, last: boolean): Out {
   const wantClick = last && rng.uniform() < LAST_TURN_CLICK;
   for (let tries = 0; ; tries++) {
@@ -236,7 +242,9 @@ function nextTurn(scene: Scene, rng: Rng, st: State, last: boolean): Out {
     const useFollow = follow.length > 0 && rng.uniform() < 0.5;
     const key = useFollow ? follow[rng.int(follow.length)]! : weighted(rng, weights);
     const out = (useFollow ? FOLLOW_UPS : GENERATORS)[key]!(scene, rng, st);
-    if (out && (!st.asked.has(out.q) || tries > 20)) return out;
+    // never the same question twice, in words or in meaning ("Count the red objects." then "And how many are red?"):
+    // its answer would already be on the page, and a model learns to copy it instead of looking
+    if (out && ((!st.asked.has(out.q) && !st.asked.has(meaning(out.meta))) || tries > 20)) return out;
   }
 }
 
@@ -258,6 +266,7 @@ export function dialogueSample(scene: Scene, id: string, image: string, rng: Rng
     conversations.push(out.call ? { from: 'gpt', value: '', tool_call: out.call } : { from: 'gpt', value: out.a });
     tasks.push(out.meta);
     st.asked.add(out.q);
+    st.asked.add(meaning(out.meta));
     st.focus = out.focus;
     st.countKind = out.countKind ?? null;
     st.prevQ = out.q;

@@ -131,6 +131,21 @@ describe('dialogues', () => {
       });
   });
 
+  test('no dialogue asks the same thing twice, in other words either (its answer would be on the page)', () => {
+    let turns = 0;
+    for (const [, d] of dialogues) {
+      const seen = new Set<string>();
+      for (const t of d.tasks!) {
+        const { template: _t, phrasing: _p, followUp: _f, ...spec } = t;
+        const key = JSON.stringify(Object.fromEntries(Object.entries(spec).sort(([a], [b]) => a.localeCompare(b))));
+        assert.ok(!seen.has(key), `asked twice: ${key} in ${d.conversations.map((c) => c.value).join(' | ')}`);
+        seen.add(key);
+        turns++;
+      }
+    }
+    assert.ok(turns > 2500, `${turns} turns`);
+  });
+
   test('follow-ups refer to the previous turn (its object, or a count of the same kind)', () => {
     let n = 0;
     for (const [scene, d] of dialogues)
