@@ -275,7 +275,7 @@ for (let s = 1; s <= A.steps; s++) {
     const l = crossEntropy(logitsOf(b, FT, b.images, tap, true), b.targets);
     if (lastAux) { terms.push([-1, lastAux]); if (s % 50 === 0) console.log(`step ${s} wordAlign loss ${lastAux.item().toFixed(3)}`); lastAux = null; }
     backward(terms.reduce((acc, [, t]) => add(acc, t), l));
-    if (terms.some(([L]) => L >= 0) && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${terms.map(([L, t]) => `layer ${L}: ${t.item().toFixed(3)}`).join(', ')}`);
+    if (terms.some(([L]) => L >= 0) && (s % 50 === 0 || A.steps < 50)) console.log(`step ${s} attend loss ${terms.filter(([L]) => L >= 0).map(([L, t]) => `layer ${L}: ${t.item().toFixed(3)}`).join(', ')}`);
     return l.item();
   });
   clipGradNorm(params, 1);
