@@ -144,30 +144,15 @@ function featureBatch(F, files) {
 const vlm = new Llava(vc, A.seed);
 const N = vlm.imageTokens;
 const Gt = Math.round(Math.sqrt(N));
-const wordId = (w) => { const ids = tok.encode(w); if (ids.length !== 1) throw new Error(`'${w}' is ${ids.length} tokens`); return ids[0]; };
 /** diagnostic oracleWords: each image token's bag of its owner object's attribute words (B·N, V), in the LM's own embedding space */
 function wordBag(files) {
   const V = tok.vocabSize, out = new Float32Array(files.length * N * V);
-  files.forEach((f, i) => {
-    const objs = scenes.get(f);
-    // a token cell's owner, by the rule of denseTargets: the box holds the cell centre; the box centre's cell always counts
-    const owner = new Int32Array(N).fill(-1);
-    objs.forEach((o, k) => {
-      const [x0, y0, x1, y1] = o.box1000, cell = 1000 / Gt;
-      for (let p = 0; p < N; p++) { const cx = (p % Gt + 0.5) * cell, cy = (Math.floor(p / Gt) + 0.5) * cell; if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[p] = k; }
-      owner[Math.min(Gt - 1, Math.floor((y0 + y1) / 2 / cell)) * Gt + Math.min(Gt - 1, Math.floor((x0 + x1) / 2 / cell))] = k;
-    });
-    for (let p = 0; p < N; p++) {
-      const o = objs[owner[p]];
-      if (!o) continue;
-      const words = o.shape === 'digit' ? [' black', ' digit', String(o.digit)] : [' ' + o.colour, ' ' + o.shape, ' ' + o.size];
-      for (const w of words) out[(i * N + p) * V + wordId(w)] += 1;
-    }
-  });
+  const t = wordAlignTargets(files.map((f) => scenes.get(f)), Gt, spell); // the owner rule and words of the loop's word alignment
+  t.rows.forEach((r, j) => (out[r * V + t.words[j]] += 1));
   return Tensor.from(out, [files.length, N, V]);
 }
-let lastAux = null;
 const spell = (w) => tok.encode(w, { addBos: false, parseSpecial: false });
+let lastAux = null;
 /** wordAlign: the loop's word-alignment loss (src/train/wordalign.ts) on these images' tokens */
 const wordAlignTerm = (img, files) => wordAlignLoss(img, vlm.lm.token_embd.weight, wordAlignTargets(files.map((f) => scenes.get(f)), Gt, spell));
 let normsShown = false;

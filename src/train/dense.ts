@@ -85,6 +85,28 @@ export interface DenseTargets {
   readonly scene: Float32Array;
 }
 
+/**
+ * Which object owns each cell of a G×G grid over a scene (−1: none): the object whose box holds the cell centre;
+ * the cell of a box centre always belongs to its object. `centres` are those box-centre cells, one per object.
+ */
+export function cellOwners(objs: readonly DenseObject[], G: number): { owner: Int32Array; centres: number[] } {
+  const owner = new Int32Array(G * G).fill(-1);
+  const centres: number[] = [];
+  const cell = 1000 / G;
+  objs.forEach((o, k) => {
+    const [x0, y0, x1, y1] = o.box1000;
+    for (let gy = 0; gy < G; gy++)
+      for (let gx = 0; gx < G; gx++) {
+        const cx = (gx + 0.5) * cell, cy = (gy + 0.5) * cell;
+        if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[gy * G + gx] = k;
+      }
+    const gx = Math.min(G - 1, Math.floor((x0 + x1) / 2 / cell)), gy = Math.min(G - 1, Math.floor((y0 + y1) / 2 / cell));
+    owner[gy * G + gx] = k;
+    centres.push(gy * G + gx);
+  });
+  return { owner, centres };
+}
+
 /** Targets of one batch of scenes on a G×G patch grid. */
 export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: number): DenseTargets {
   const P = G * G;
@@ -92,21 +114,10 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
   const centre = new Int32Array(scenes.length * P);
   const owned: number[] = [];
   const box: number[] = [];
-  const cell = 1000 / G;
   const scene = new Float32Array(scenes.length * SCENE_CLASSES);
   scenes.forEach((objs, b) => {
-    const owner = new Int32Array(P).fill(-1);
-    objs.forEach((o, k) => {
-      const [x0, y0, x1, y1] = o.box1000;
-      for (let gy = 0; gy < G; gy++)
-        for (let gx = 0; gx < G; gx++) {
-          const cx = (gx + 0.5) * cell, cy = (gy + 0.5) * cell;
-          if (cx >= x0 && cx < x1 && cy >= y0 && cy < y1) owner[gy * G + gx] = k;
-        }
-      const gx = Math.min(G - 1, Math.floor((x0 + x1) / 2 / cell)), gy = Math.min(G - 1, Math.floor((y0 + y1) / 2 / cell));
-      owner[gy * G + gx] = k;
-      centre[b * P + gy * G + gx] = 1;
-    });
+    const { owner, centres } = cellOwners(objs, G);
+    for (const c of centres) centre[b * P + c] = 1;
     const classes = objs.map((o) => Object.entries(denseClasses(o)) as [Factor, number][]);
     for (const o of objs) scene[b * SCENE_CLASSES + sceneSlot(o)]! += 1;
     for (let p = 0; p < P; p++) {

@@ -20,8 +20,7 @@ import { crossEntropy } from '../tensor/ops/nn.ts';
 import { matmul } from '../tensor/ops/matmul.ts';
 import { gather } from '../tensor/ops/shape.ts';
 import { reshape, transpose } from '../tensor/ops/view.ts';
-import { COLOURS, SHAPES } from '../data/vocab.ts';
-import { denseTargets, type DenseObject } from './dense.ts';
+import { cellOwners, type DenseObject } from './dense.ts';
 
 /** Rows (image·N + token) of the image tokens that cover an object, and one target word id per row. */
 export interface WordAlignTargets {
@@ -36,24 +35,23 @@ export function objectWords(o: DenseObject): string[] {
 
 /**
  * Targets for a batch of scenes whose images become G×G image tokens. A token covers the object whose box
- * holds its cell centre (the box centre's cell always counts), the rule of the dense targets. `wordId`
+ * holds its cell centre (the box centre's cell always counts): `cellOwners`, the rule of the dense targets. `wordIds`
  * spells a word as token ids; a word of several tokens gives a target row per token.
  */
 export function wordAlignTargets(scenes: readonly (readonly DenseObject[])[], G: number, wordIds: (w: string) => readonly number[]): WordAlignTargets {
-  const t = denseTargets(scenes, G);
   const rows: number[] = [];
   const words: number[] = [];
-  for (const r of t.owned) {
-    const digit = t.cls.digit[r]!;
-    const o: DenseObject = digit > 0
-      ? { shape: 'digit', colour: 'black', size: null, digit: digit - 1, box1000: [0, 0, 0, 0] }
-      : { shape: SHAPES[t.cls.shape[r]! - 1]!, colour: COLOURS[t.cls.colour[r]! - 1]!, size: t.cls.size[r] === 1 ? 'small' : 'large', digit: null, box1000: [0, 0, 0, 0] };
-    for (const w of objectWords(o))
-      for (const id of wordIds(w)) {
-        rows.push(r);
-        words.push(id);
-      }
-  }
+  scenes.forEach((objs, b) => {
+    const { owner } = cellOwners(objs, G);
+    owner.forEach((k, p) => {
+      if (k < 0) return;
+      for (const w of objectWords(objs[k]!))
+        for (const id of wordIds(w)) {
+          rows.push(b * G * G + p);
+          words.push(id);
+        }
+    });
+  });
   return { rows: Int32Array.from(rows), words: Int32Array.from(words) };
 }
 
