@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-A = dict(steps=1500, bs=32, lr=1e-3, layers=2, E=128, H=4, n=5, nq=1, distinct=0, fill=0, obj='proj', aux=0.0, seed=1)
+A = dict(steps=1500, bs=32, lr=1e-3, layers=2, E=128, H=4, n=5, nq=1, distinct=0, fill=0, obj='proj', aux=0.0, seed=1, tiedqk=0, base=10000.0, gap=0)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(A, flush=True)
 torch.manual_seed(A['seed'])
@@ -44,7 +44,7 @@ class RMSNorm(torch.nn.Module):
 def rope(x):
     """x (B, T, H, D); adjacent pairs, base 10000 (llama.cpp 'norm')."""
     T, Dd = x.shape[1], x.shape[3]
-    ang = torch.arange(T).float()[:, None] * 10000 ** (-torch.arange(0, Dd, 2).float() / Dd)[None]
+    ang = torch.arange(T).float()[:, None] * A['base'] ** (-torch.arange(0, Dd, 2).float() / Dd)[None]
     c, s = ang.cos()[None, :, None], ang.sin()[None, :, None]
     x0, x1 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], -1).flatten(-2)
@@ -63,6 +63,9 @@ class Block(torch.nn.Module):
         self.n1, self.n2 = RMSNorm(E), RMSNorm(E)
         self.q, self.k, self.v, self.o = linear(E, E, 0.02), linear(E, E, 0.02), linear(E, E, 0.02), linear(E, E, out)
         self.g, self.u, self.d = linear(E, 3 * E, 0.02), linear(E, 3 * E, 0.02), linear(3 * E, E, out)
+        if A['tiedqk']:  # queries and keys start equal: q·k is a content match from step 0
+            with torch.no_grad():
+                self.k.weight.copy_(self.q.weight)
 
     def forward(self, x):
         B, T, _ = x.shape
@@ -108,6 +111,8 @@ def batch():
     shapes = torch.stack([torch.randperm(16, generator=g)[:N] for _ in range(B)]) + 16
     colours = torch.randint(0, 16, (B, N), generator=g)
     ids = torch.stack([colours, shapes, torch.full((B, N), SEP)], -1).reshape(B, 3 * N)
+    if A['gap']:  # filler between the objects and the questions: the distance a tool declaration or earlier turns put there
+        ids = torch.cat([ids, torch.randint(FILL0, V, (B, A['gap']), generator=g)], 1)
     order = torch.stack([torch.randperm(N, generator=g) for _ in range(B)])
     answers = []
     for j in range(A['nq']):

@@ -112,6 +112,9 @@ const Stage = z.object({
   wordAlign: z.number().min(0).optional(),
   /** curriculum: train only on dialogues whose scene holds at most this many objects (needs scene metadata) */
   maxObjects: pos().optional(),
+  /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans
+   *  on an earlier one); single-question samples are where a from-scratch LM first learns to look things up */
+  turns: pos().optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -217,6 +220,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.attendLayer !== undefined && c.model && s.attendLayer >= c.model.lm.block_count) bad(`${at}.attendLayer`, `${s.attendLayer} is not a layer of the ${c.model.lm.block_count}-layer LM`);
     if ((s.wordAlign ?? 0) > 0 && !groups.includes('projector')) bad(`${at}.wordAlign`, `stage '${s.name}' does not train the projector`);
     if (s.maxObjects !== undefined && s.name === 'vision') bad(`${at}.maxObjects`, 'the vision stage trains on all captions; a scene-size curriculum belongs to lm, align or instruct stages');
+    if (s.turns !== undefined && s.name === 'vision') bad(`${at}.turns`, 'the vision stage trains on captions, not dialogue turns');
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });
   if (c.eval.every > 0 && !c.data.val) bad('eval.every', 'evaluation needs data.val');

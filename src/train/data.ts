@@ -130,6 +130,25 @@ export function textOnly(s: Sample): Sample {
 }
 
 /**
+ * The sample cut to its first `k` question–answer turns: messages up to the (k+1)-th user message. A tool
+ * declaration goes only when the dialogue's tool calls were all in the cut turns (then it is ~160 tokens with
+ * nothing to learn); one declared on purpose and never called stays. The record, and so its per-turn task
+ * metadata, is unchanged: turn-indexed readers (./attend.ts, ./wordalign.ts) see the same first turns.
+ * @example firstTurns(s, 1).messages.length // 2 for `<image> What colour…? / red / Where is it? / [..]`
+ */
+export function firstTurns(s: Sample, k: number): Sample {
+  const messages: ConvMessage[] = [];
+  let users = 0;
+  for (const m of s.messages) {
+    if (m.role === 'user' && ++users > k) break;
+    messages.push(m);
+  }
+  const calls = (ms: readonly ConvMessage[]) => ms.some((m) => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>'));
+  const { tools, ...rest } = s;
+  return tools && (calls(messages) || !calls(s.messages)) ? { ...rest, messages, tools } : { ...rest, messages };
+}
+
+/**
  * Tokenize samples once. `all`: every token after the first is a target (language modelling); otherwise
  * only assistant tokens (and the end-of-turn token closing them) are. A sample whose tokens do not line
  * up with its turns, or that is longer than `maxLen`, is an InputError naming it.

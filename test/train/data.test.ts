@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Tokenizer, trainBPE } from '../../src/tokenizer/index.ts';
 import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from '../../src/tokenizer/chat-template.ts';
 import { IMAGE_SLOT, type PromptFormat } from '../../src/runtime/conversation.ts';
-import { EpochOrder, ImageCache, collate, encodeSamples, llavaToSample, loadLlava, textOnly, toolCallText } from '../../src/train/data.ts';
+import { EpochOrder, ImageCache, collate, encodeSamples, firstTurns, llavaToSample, loadLlava, textOnly, toolCallText } from '../../src/train/data.ts';
 import { VISTA_SPECIAL_TOKENS } from '../../src/train/loop.ts';
 import { InputError } from '../../src/errors.ts';
 import { initBackend } from '../../src/backend/index.ts';
@@ -43,6 +43,34 @@ test('tokenized once: labels only on the assistant answer; text-only LM mode lab
   assert.ok(!t!.ids.includes(IMAGE_SLOT));
   assert.equal(t!.learn.reduce((a, b) => a + b, 0), t!.ids.length - 1);
   assert.throws(() => encodeSamples([llavaToSample(colourRec('long-1', 'red'), '/d')], fmt, { maxLen: 10 }), /sample long-1: \d+ tokens exceed the context length 10/);
+});
+
+test('firstTurns: the first k question–answer turns; tool declarations only where a kept turn calls a tool', () => {
+  const tools = [{ type: 'function', function: { name: 'click' } }];
+  const rec = {
+    id: 'd1', image: 'a.png', tools, conversations: [
+      { from: 'human', value: '<image>\nWhat color is the square?' }, { from: 'gpt', value: 'red' },
+      { from: 'human', value: 'Click it.' }, { from: 'gpt', value: '', tool_call: { name: 'click', arguments: { x: 500, y: 250 } } },
+      { from: 'human', value: 'Is it above the circle?' }, { from: 'gpt', value: 'no' },
+    ],
+  };
+  const s = llavaToSample(rec, '/d');
+  const one = firstTurns(s, 1);
+  assert.deepEqual(one.messages, s.messages.slice(0, 2));
+  assert.equal(one.tools, undefined, 'the click was cut: its declaration goes');
+  assert.deepEqual(one.images, s.images);
+  assert.equal(one.record, s.record);
+  const two = firstTurns(s, 2);
+  assert.deepEqual(two.messages, s.messages.slice(0, 4));
+  assert.equal(two.tools, tools, 'the kept click keeps its declaration');
+  assert.deepEqual(firstTurns(s, 3).messages, s.messages);
+  assert.deepEqual(firstTurns(s, 9).messages, s.messages);
+  // a declaration the dialogue never uses is there on purpose (answer without calling): it stays
+  const quiet = llavaToSample({ ...rec, conversations: rec.conversations.slice(0, 2) }, '/d');
+  assert.equal(firstTurns(quiet, 1).tools, tools);
+  // one turn is one scored answer
+  const [e] = encodeSamples([one], fmt, { maxLen: 300 });
+  assert.equal(tok.decode([...e!.ids].filter((_, i) => e!.learn[i])), 'red<|im_end|>');
 });
 
 test('a sample whose tokens do not line up with its labels is an error naming it', () => {

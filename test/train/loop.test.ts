@@ -212,6 +212,24 @@ test('maxObjects: a curriculum stage trains only on scenes of at most that many 
   rmSync(root, { recursive: true, force: true });
 });
 
+test('turns: a curriculum stage trains on first turns only, and evaluates on whole val dialogues', async () => {
+  const { rmSync } = await import('node:fs');
+  const { train } = await import('../../src/train/loop.ts');
+  const { tinyConfig, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const root = await shapesWorld('vista-turns-', 30, 3);
+  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 4, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
+  const run = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
+  const all = await run(), many = await run({ turns: 50 }), one = await run({ turns: 1 });
+  // no generated dialogue has 50 turns: the cut keeps everything, so the run is the same run
+  assert.deepEqual(many.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  assert.equal(many.tokens, all.tokens);
+  // single questions are shorter samples
+  assert.ok(one.tokens < all.tokens * 0.8, `turns 1 saw ${one.tokens} tokens, whole dialogues ${all.tokens}`);
+  assert.notDeepEqual(one.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, turns: 1 }] }), /stages\[0\]\.turns/);
+  rmSync(root, { recursive: true, force: true });
+});
+
 test('wordAlign: the loss term joins the instruct objective (a different run), and is refused where the projector is frozen', async () => {
   const { rmSync } = await import('node:fs');
   const { tinyConfig, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
