@@ -27,6 +27,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { TASKS } from '../data/instruct.ts';
 import type { VlmConfig } from '../models/llava.ts';
 
 const int = (min: number) => z.number().int().min(min);
@@ -115,6 +116,9 @@ const Stage = z.object({
   /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans
    *  on an earlier one); single-question samples are where a from-scratch LM first learns to look things up */
   turns: pos().optional(),
+  /** curriculum: train only on dialogues whose first question is one of these tasks (needs generated dialogues'
+   *  task metadata), e.g. the single-lookup tasks before the compound ones */
+  tasks: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -220,6 +224,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.attendLayer !== undefined && c.model && s.attendLayer >= c.model.lm.block_count) bad(`${at}.attendLayer`, `${s.attendLayer} is not a layer of the ${c.model.lm.block_count}-layer LM`);
     if ((s.wordAlign ?? 0) > 0 && !groups.includes('projector')) bad(`${at}.wordAlign`, `stage '${s.name}' does not train the projector`);
     if (s.maxObjects !== undefined && s.name === 'vision') bad(`${at}.maxObjects`, 'the vision stage trains on all captions; a scene-size curriculum belongs to lm, align or instruct stages');
+    if (s.tasks !== undefined && s.name === 'vision') bad(`${at}.tasks`, 'the vision stage trains on captions, not dialogue tasks');
     if (s.turns !== undefined && s.name === 'vision') bad(`${at}.turns`, 'the vision stage trains on captions, not dialogue turns');
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });

@@ -136,7 +136,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
-    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}`;
+    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.tasks?.join('+') ?? ''}`;
     if (!encoded.has(k)) {
       const cut = (s: Sample) => (st.turns === undefined ? s : firstTurns(s, st.turns));
       const pick = (m: Map<DataFile, Sample[]>, keep = (_: Sample) => true, form = (s: Sample) => s) =>
@@ -145,8 +145,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       // stay comparable
       const small = (s: Sample) => st.maxObjects === undefined
         || s.images.every((f) => (denseIndex!.get(f) ?? noScene(f)).length <= st.maxObjects!);
-      const samples = pick(trainFiles, small, cut);
-      if (!samples.length) throw new ConfigError(`stage '${st.name}': no training dialogue has a scene of at most ${st.maxObjects} objects`);
+      const firstTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task;
+      const asked = (s: Sample) => st.tasks === undefined || st.tasks.includes(firstTask(s) ?? '');
+      const samples = pick(trainFiles, (s) => small(s) && asked(s), cut);
+      if (!samples.length)
+        throw new ConfigError(`stage '${st.name}': no training dialogue fits its filters (maxObjects ${st.maxObjects ?? '-'}, tasks ${st.tasks?.join(', ') ?? '-'})`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
     }
     return encoded.get(k)!;

@@ -212,10 +212,11 @@ test('maxObjects: a curriculum stage trains only on scenes of at most that many 
   rmSync(root, { recursive: true, force: true });
 });
 
-test('turns: a curriculum stage trains on first turns only, and evaluates on whole val dialogues', async () => {
+test('turns and tasks: curriculum stages train on first turns / on dialogues opening with given tasks; val stays whole', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const { tinyConfig, shapesWorld, squaresDataset, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const { ConfigError } = await import('../../src/errors.ts');
   const root = await shapesWorld('vista-turns-', 30, 3);
   const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 4, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
   const run = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
@@ -227,6 +228,14 @@ test('turns: a curriculum stage trains on first turns only, and evaluates on who
   assert.ok(one.tokens < all.tokens * 0.8, `turns 1 saw ${one.tokens} tokens, whole dialogues ${all.tokens}`);
   assert.notDeepEqual(one.history.map((e) => e.loss), all.history.map((e) => e.loss));
   assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, turns: 1 }] }), /stages\[0\]\.turns/);
+  // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
+  const colour = (await train(tinyConfig(root, { model, stages: [{ ...stage().stages[0], tasks: ['colour', 'shape'] }] }), { progress: false })).state;
+  assert.notDeepEqual(colour.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  assert.throws(() => tinyConfig(root, { model, stages: [{ ...stage().stages[0], tasks: ['colour', 'juggle'] }] }), /stages\[0\]\.tasks/);
+  assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, tasks: ['colour'] }] }), /stages\[0\]\.tasks/);
+  // data without task metadata has no dialogue that opens with a colour question: a typed error, not an empty run
+  await assert.rejects(train(tinyConfig(await squaresDataset(), { stages: [{ name: 'instruct', steps: 2, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, tasks: ['colour'] }] }), { progress: false }),
+    (e: Error) => e instanceof ConfigError && /no training dialogue fits/.test(e.message));
   rmSync(root, { recursive: true, force: true });
 });
 
