@@ -20,10 +20,14 @@
 //   mask              diagnostic: zero the features of patches no object owns (what if the background were silent?)
 //   oracle            diagnostic: replace the features by clean one-hots of each patch's true colour, shape, size,
 //                     digit, centre flag, box and grid position (what if the tower were perfect?)
+//   oracleConj        diagnostic: like oracle, but each object patch carries one one-hot of its (colour, shape)
+//                     conjunction (and its digit), so a mean over tokens keeps which colour goes with which shape
 //   oracleWords       diagnostic: add to each image token this multiple of the sum of the LM's own input embeddings of
 //                     its object's words (colour, shape, size; 'black', 'digit' and the digit) — word-aligned tokens
 //   wordAlign         weight of the loop's word-alignment loss (src/train/wordalign.ts) on the projector output
 //   curriculum        e.g. [[150,1],[300,2]]: up to step 150 train only on one-object scenes, up to 300 on ≤ 2 objects
+//   keepModel         start from the checkpoint's own projector + LM instead of fresh ones; with "steps": 0 this
+//                     just scores a training checkpoint (teacher-forced, per task, with the image gap)
 //   ckpt, config, train, val   paths (defaults: the default recipe's)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,7 +58,7 @@ import { wordAlignLoss, wordAlignTargets } from '../dist/src/train/wordalign.js'
 initBackend();
 const A = {
   steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
-  only: null, noTools: false, wordAlign: 0, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
+  only: null, noTools: false, keepModel: false, oracleConj: false, wordAlign: 0, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -123,7 +127,17 @@ function featureBatch(F, files) {
       const owned = new Set(t.owned);
       for (let p = 0; p < P; p++) if (!owned.has(p)) o.fill(0, p * E, (p + 1) * E);
     }
-    if (A.oracle) {
+    if (A.oracleConj) {
+      o.fill(0);
+      for (let p = 0; p < P; p++) {
+        o[p * E + 100 + Math.floor(p / G)] = 3;
+        o[p * E + 112 + (p % G)] = 3;
+      }
+      for (const p of t.owned) {
+        o[p * E + t.cls.colour[p] * 7 + t.cls.shape[p]] = 3;
+        o[p * E + 70 + t.cls.digit[p]] = 3;
+      }
+    } else if (A.oracle) {
       o.fill(0);
       const factors = Object.keys(t.cls);
       for (let p = 0; p < P; p++) {
@@ -142,6 +156,7 @@ function featureBatch(F, files) {
 
 // ---- fresh projector + LM ----------------------------------------------------------------------------
 const vlm = new Llava(vc, A.seed);
+if (A.keepModel) ck.loadModel(vlm.namedParameters());
 const N = vlm.imageTokens;
 const Gt = Math.round(Math.sqrt(N));
 /** diagnostic oracleWords: each image token's bag of its owner object's attribute words (B·N, V), in the LM's own embedding space */
@@ -190,7 +205,7 @@ for (const [mod, lr] of [[vlm.mm, A.lrProj], [vlm.lm, A.lrLm]]) {
   groups.push({ params: ps.filter((t) => t.ndim >= 2), weightDecay: 0.05, lr }, { params: ps.filter((t) => t.ndim < 2), weightDecay: 0, lr });
 }
 const opt = new AdamW(groups.map((g) => ({ params: g.params, weightDecay: g.weightDecay })), { betas: [0.9, 0.95], eps: 1e-8 });
-const scheds = groups.map((g) => warmupCosine({ baseLr: g.lr, warmupSteps: A.warmup, totalSteps: A.steps, minLr: g.lr / 20 }));
+const scheds = A.steps === 0 ? [] : groups.map((g) => warmupCosine({ baseLr: g.lr, warmupSteps: A.warmup, totalSteps: A.steps, minLr: g.lr / 20 }));
 const params = groups.flatMap((g) => g.params);
 const t0 = performance.now();
 
@@ -249,6 +264,7 @@ const phases = (A.curriculum ?? []).map(([until, k]) => {
 });
 const order = new EpochOrder(trainE.length, A.seed, 3, { lengths: trainE.map((e) => e.ids.length), batchSize: A.bs });
 let ema = null;
+if (A.steps === 0) evaluate(0);
 for (let s = 1; s <= A.steps; s++) {
   const ph = phases.find((p) => s <= p.until);
   const es = (ph ? ph.order.next(A.bs).map((j) => ph.sub[j]) : order.next(A.bs)).map((i) => trainE[i]);
