@@ -13,8 +13,9 @@ object's colour (16 colours, 16 shapes). Loss on the answers only. Object forms 
 `aux` > 0 (proj only) adds the word-alignment loss: MSE of the projected token to the (detached) sum of its
 words' embeddings. `fill` puts that many random filler tokens around the question's shape word; `gap` that many
 between the objects and the questions. `tiedqk` 1 starts every block's key projection equal to its query projection
-(q·k is a content match at step 0); `base` is the RoPE base. Neither tiedqk nor gap 150 sped the lookup up (seed 2:
-no jump by step 1 100 with tiedqk, against about 1 050 without).
+(q·k is a content match at step 0); `base` is the RoPE base. tiedqk did not speed the lookup up (seeds 1, 2 with
+fill 6: no jump by step 1 100–1 150, against about 1 050 on seed 2 without it); gap 150 is slow here (~2 s/step)
+and was not run to the end.
 
 usage: /usr/bin/python3 scripts/reference/recall-toy.py '{"obj":"proj","fill":6,"aux":1}'
 prints every 50 steps: step, loss, accuracy of the last question.
