@@ -179,10 +179,10 @@ test('a head trained with the loss learns to look at the named token: mass on th
 test('in the training loop: the instruct stage adds the term (same first batch, higher logged loss), and needs scene metadata', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, squaresDataset, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const { tinyConfig, squaresDataset, shapesWorld, dialogueStage } = await import('./helpers.ts');
   const { InputError } = await import('../../src/errors.ts');
   const root = await shapesWorld('vista-attend-', 24, 1);
-  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 6, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
+  const stage = (extra: Record<string, number> = {}) => dialogueStage(3, 6, extra);
   const losses = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state.history.map((e) => e.loss);
   const p = await losses();
   const a = await losses({ attend: 1, attendLayer: 1 });

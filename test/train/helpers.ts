@@ -72,6 +72,14 @@ export const TINY_MODEL = {
 /** TINY_MODEL with room for whole Shapes World dialogues (tool declarations included). */
 export const TINY_DIALOGUE_MODEL = { ...TINY_MODEL, lm: { ...TINY_MODEL.lm, context_length: 1024 } };
 
+/**
+ * The `tinyConfig` patch of a one-stage instruct run on whole Shapes World dialogues (projector + LM at lr 3e-3,
+ * instruct data only); `extra` adds stage options such as `maxObjects` or `attend`.
+ */
+export function dialogueStage(steps: number, batchSize: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { model: TINY_DIALOGUE_MODEL, stages: [{ name: 'instruct', steps, batchSize, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] };
+}
+
 /** A tiny config over `data` writing under a fresh directory; `patch` overrides top-level fields. */
 export function tinyConfig(data: string, patch: Record<string, unknown> = {}): TrainConfig {
   const out = mkdtempSync(path.join(tmpdir(), 'vista-train-run-'));

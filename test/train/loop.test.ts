@@ -192,46 +192,40 @@ test('export → reload via VisionLanguageModel.load gives the same greedy answe
   }
 });
 
-test('maxObjects: a curriculum stage trains only on scenes of at most that many objects, and needs scene metadata', async () => {
+test('curriculum filters: maxObjects (scene size), turns (first turns), tasks (opening task); val stays whole; typed errors', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, squaresDataset, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
-  const { InputError } = await import('../../src/errors.ts');
+  const { tinyConfig, squaresDataset, shapesWorld, dialogueStage, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const { ConfigError, InputError } = await import('../../src/errors.ts');
   const root = await shapesWorld('vista-curriculum-', 30, 3);
-  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 4, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
-  const run = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
-  const all = await run(), five = await run({ maxObjects: 5 }), one = await run({ maxObjects: 1 });
-  // 5 is the most a scene holds: the filter keeps everything, so the run is the same run
-  assert.deepEqual(five.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  const stage = (extra: Record<string, unknown> = {}) => dialogueStage(4, 4, extra);
+  const run = async (extra?: Record<string, unknown>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
+  const losses = (st: { history: { loss: number }[] }) => st.history.map((e) => e.loss);
+  const all = await run();
+
+  // maxObjects: 5 is the most a scene holds, so the filter keeps everything and the run is the same run
+  const five = await run({ maxObjects: 5 }), one = await run({ maxObjects: 1 });
+  assert.deepEqual(losses(five), losses(all));
   assert.equal(five.tokens, all.tokens);
   // one-object scenes make shorter dialogues (fewer objects to ask about, shorter captions): fewer tokens seen
-  assert.notDeepEqual(one.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  assert.notDeepEqual(losses(one), losses(all));
   assert.ok(one.tokens < all.tokens, `maxObjects 1 saw ${one.tokens} tokens, all scenes ${all.tokens}`);
   assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, maxObjects: 1 }] }), /stages\[0\]\.maxObjects/);
   await assert.rejects(train(tinyConfig(await squaresDataset(), stage({ maxObjects: 2 })), { progress: false }), InputError);
-  rmSync(root, { recursive: true, force: true });
-});
 
-test('turns and tasks: curriculum stages train on first turns / on dialogues opening with given tasks; val stays whole', async () => {
-  const { rmSync } = await import('node:fs');
-  const { train } = await import('../../src/train/loop.ts');
-  const { tinyConfig, shapesWorld, squaresDataset, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
-  const { ConfigError } = await import('../../src/errors.ts');
-  const root = await shapesWorld('vista-turns-', 30, 3);
-  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 4, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
-  const run = async (extra?: Record<string, number>) => (await train(tinyConfig(root, stage(extra)), { progress: false })).state;
-  const all = await run(), many = await run({ turns: 50 }), one = await run({ turns: 1 });
-  // no generated dialogue has 50 turns: the cut keeps everything, so the run is the same run
-  assert.deepEqual(many.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  // turns: no generated dialogue has 50 turns, so the cut keeps everything and the run is the same run
+  const many = await run({ turns: 50 }), first = await run({ turns: 1 });
+  assert.deepEqual(losses(many), losses(all));
   assert.equal(many.tokens, all.tokens);
   // single questions are shorter samples
-  assert.ok(one.tokens < all.tokens * 0.8, `turns 1 saw ${one.tokens} tokens, whole dialogues ${all.tokens}`);
-  assert.notDeepEqual(one.history.map((e) => e.loss), all.history.map((e) => e.loss));
+  assert.ok(first.tokens < all.tokens * 0.8, `turns 1 saw ${first.tokens} tokens, whole dialogues ${all.tokens}`);
+  assert.notDeepEqual(losses(first), losses(all));
   assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, turns: 1 }] }), /stages\[0\]\.turns/);
+
   // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
-  const colour = (await train(tinyConfig(root, { model, stages: [{ ...stage().stages[0], tasks: ['colour', 'shape'] }] }), { progress: false })).state;
-  assert.notDeepEqual(colour.history.map((e) => e.loss), all.history.map((e) => e.loss));
-  assert.throws(() => tinyConfig(root, { model, stages: [{ ...stage().stages[0], tasks: ['colour', 'juggle'] }] }), /stages\[0\]\.tasks/);
+  const colour = await run({ tasks: ['colour', 'shape'] });
+  assert.notDeepEqual(losses(colour), losses(all));
+  assert.throws(() => tinyConfig(root, stage({ tasks: ['colour', 'juggle'] })), /stages\[0\]\.tasks/);
   assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, tasks: ['colour'] }] }), /stages\[0\]\.tasks/);
   // data without task metadata has no dialogue that opens with a colour question: a typed error, not an empty run
   await assert.rejects(train(tinyConfig(await squaresDataset(), { stages: [{ name: 'instruct', steps: 2, batchSize: 2, lr: { projector: 1e-3, lm: 1e-3 }, tasks: ['colour'] }] }), { progress: false }),
@@ -241,14 +235,14 @@ test('turns and tasks: curriculum stages train on first turns / on dialogues ope
 
 test('wordAlign: the loss term joins the instruct objective (a different run), and is refused where the projector is frozen', async () => {
   const { rmSync } = await import('node:fs');
-  const { tinyConfig, shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
+  const { tinyConfig, shapesWorld, dialogueStage } = await import('./helpers.ts');
   const root = await shapesWorld('vista-wordalign-', 24, 4);
-  const stage = (extra: Record<string, number> = {}) => ({ model, stages: [{ name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], ...extra }] });
+  const stage = (extra: Record<string, number> = {}) => dialogueStage(3, 4, extra);
   const plain = (await train(tinyConfig(root, stage()), { progress: false })).state;
   const aligned = (await train(tinyConfig(root, stage({ wordAlign: 1 })), { progress: false })).state;
   // the same batches (same tokens), but the first step's loss carries the alignment term (≈ ln V at a fresh projector)
   assert.equal(aligned.tokens, plain.tokens);
   assert.ok(aligned.history[0]!.loss > plain.history[0]!.loss + 3, `first loss ${aligned.history[0]!.loss} vs ${plain.history[0]!.loss}`);
-  assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'lm', steps: 2, batchSize: 4, lr: { lm: 1e-3 }, wordAlign: 1 }] }), /stages\[0\]\.wordAlign/);
+  assert.throws(() => tinyConfig(root, { stages: [{ name: 'lm', steps: 2, batchSize: 4, lr: { lm: 1e-3 }, wordAlign: 1 }] }), /stages\[0\]\.wordAlign/);
   rmSync(root, { recursive: true, force: true });
 });
