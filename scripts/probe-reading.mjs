@@ -28,6 +28,8 @@
 //   curriculum        e.g. [[150,1],[300,2]]: up to step 150 train only on one-object scenes, up to 300 on ≤ 2 objects
 //   keepModel         start from the checkpoint's own projector + LM instead of fresh ones; with "steps": 0 this
 //                     just scores a training checkpoint (teacher-forced, per task, with the image gap)
+//   export            a directory: write the encoded samples, the frozen tower's features, each image token's
+//                     object words and the scenes there for scripts/reference/lab-shapes.py, then stop
 //   ckpt, config, train, val   paths (defaults: the default recipe's)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -113,6 +115,27 @@ async function features(samples, name) {
   return { idx, buf };
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
+if (A.export) {
+  const all = new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]);
+  const spellW = (w) => tok.encode(w, { addBos: false, parseSpecial: false });
+  const Gt = Math.round(Math.sqrt(P / (vc.projector.scale_factor ?? 2) ** 2));
+  fs.mkdirSync(A.export, { recursive: true });
+  const part = (S, Es, F, name) => {
+    const files = [...F.idx.keys()];
+    fs.writeFileSync(path.join(A.export, `${name}.f32`), Buffer.from(F.buf.buffer, F.buf.byteOffset, F.buf.byteLength));
+    const t = wordAlignTargets(files.map((f) => all.get(f)), Gt, spellW);
+    const words = files.map(() => Array.from({ length: Gt * Gt }, () => []));
+    t.rows.forEach((r, j) => words[Math.floor(r / (Gt * Gt))][r % (Gt * Gt)].push(t.words[j]));
+    return {
+      images: files, words, scenes: files.map((f) => all.get(f)),
+      samples: Es.map((e, i) => ({ ids: Array.from(e.ids, (x) => (x < 0 ? -1 : x)), learn: Array.from(e.learn), img: e.images.map((f) => F.idx.get(f)), tasks: taskOf(S[i]) })),
+    };
+  };
+  const out = { P, E, G, N: Gt * Gt, vocab: tok.vocabSize, lm: vc.lm, train: part(trainS, trainE, FT, 'train'), val: part(valS, valE, FV, 'val') };
+  fs.writeFileSync(path.join(A.export, 'data.json'), JSON.stringify(out));
+  console.log(`exported to ${A.export}`);
+  process.exit(0);
+}
 const scenes = A.mask || A.oracle || A.oracleWords || A.wordAlign || A.attend > 0 || A.attendQuestion > 0 ? new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]) : null;
 
 /** Features (images, P, E) of `files`, with the diagnostic rewrites. */
