@@ -12,7 +12,8 @@ usage: OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 scripts/reference/lab-shapes.
 options: data, tasks (first-question tasks to keep; default all), steps, bs, lr, lrProj, warmup, seed, evalEvery,
   layers, heads, kv, E (LM width), ff, words (weight of word-aligned oracle tokens: add this multiple of the sum of
   the LM's own embeddings of each token's object words), align (weight of the word-alignment loss, vista's
-  src/train/wordalign.ts), nTrain.
+  src/train/wordalign.ts), oracle (the projector reads, instead of the tower's features, each token's multi-hot of
+  its object's words: a perfect tower), nTrain.
 prints per eval: step, seconds, val answer loss, image gap (loss with another sample's image minus with its own),
 and per task the share of answers exactly right under teacher forcing.
 """
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 A = dict(data='/tmp/lab1', tasks=None, steps=600, bs=32, lr=2e-3, lrProj=2e-3, warmup=30, seed=1, evalEvery=100, layers=4,
-         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, nTrain=0, threads=2)
+         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(json.dumps(A), flush=True)
 torch.manual_seed(A['seed'])
@@ -43,8 +44,8 @@ def load(part):
     f = np.fromfile(f"{A['data']}/{part}.f32", dtype=np.float32).reshape(len(d['images']), G, G, VE)
     # idefics3 pixel shuffle: token (r, c) holds the s×s patches under it
     f = f.reshape(-1, Gt, s, Gt, s, VE).transpose(0, 1, 3, 2, 4, 5).reshape(-1, N, s * s * VE)
-    bag = torch.zeros(len(d['images']) if A['words'] or A['align'] else 1, N, V)
-    for i, toks in enumerate(d['words'] if A['words'] or A['align'] else []):
+    bag = torch.zeros(len(d['images']) if A['words'] or A['align'] or A['oracle'] else 1, N, V)
+    for i, toks in enumerate(d['words'] if A['words'] or A['align'] or A['oracle'] else []):
         for j, ws in enumerate(toks):
             for w in ws:
                 bag[i, j, w] += 1
@@ -127,7 +128,7 @@ class Block(torch.nn.Module):
 class Model(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.proj = lin(s * s * VE, E, .02)
+        self.proj = lin(V if A['oracle'] else s * s * VE, E, .02)
         self.emb = torch.nn.Embedding(V, E)
         torch.nn.init.normal_(self.emb.weight, std=.02)
         self.blocks = torch.nn.ModuleList(Block() for _ in range(A['layers']))
@@ -135,7 +136,7 @@ class Model(torch.nn.Module):
         self.out = lin(E, V, .02)
 
     def forward(self, ids, isimg, feats, bag):
-        img = self.proj(feats)  # (images, N, E)
+        img = self.proj(bag if A['oracle'] else feats)  # (images, N, E)
         aux = None
         if A['align']:
             logits = img.reshape(-1, E) @ self.emb.weight.detach().t()
@@ -180,10 +181,10 @@ def evaluate(step, t0):
         for i in range(0, len(SV), 64):
             ch = SV[i:i + 64]
             ids, isimg, tgt, img = collate(ch)
-            logits, _ = model(ids, isimg, FV[img], BV[img] if A['words'] or A['align'] else None)
+            logits, _ = model(ids, isimg, FV[img], BV[img] if A['words'] or A['align'] or A['oracle'] else None)
             lt += F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1)).item()
             other = torch.cat([img[1:], img[:1]])
-            lo += F.cross_entropy(model(ids, isimg, FV[other], BV[other] if A['words'] or A['align'] else None)[0].reshape(-1, V), tgt.reshape(-1)).item()
+            lo += F.cross_entropy(model(ids, isimg, FV[other], BV[other] if A['words'] or A['align'] or A['oracle'] else None)[0].reshape(-1, V), tgt.reshape(-1)).item()
             nb += 1
             pred = logits.argmax(-1)
             for b, x in enumerate(ch):
@@ -216,7 +217,7 @@ for step in range(1, A['steps'] + 1):
     ids, isimg, tgt, img = collate(batch)
     for g, pg in zip(groups, opt.param_groups):
         pg['lr'] = lr_at(step, g['base'])
-    logits, aux = model(ids, isimg, FT[img], BT[img] if A['words'] or A['align'] else None)
+    logits, aux = model(ids, isimg, FT[img], BT[img] if A['words'] or A['align'] or A['oracle'] else None)
     loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
     total = loss + A['align'] * aux if aux is not None else loss
     opt.zero_grad()

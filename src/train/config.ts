@@ -101,6 +101,8 @@ const Stage = z.object({
   dense: z.number().min(0).default(0),
   /** weight, inside the dense loss, of the scene summary every patch predicts (./dense.ts); needs dense > 0 */
   denseScene: z.number().min(0).optional(),
+  /** weight of an object patch against a background patch in the dense class losses (./dense.ts); default 1 */
+  denseObjectWeight: z.number().positive().optional(),
   /** weight of grounded attention supervision (./attend.ts): one head looks at the objects a turn is about */
   attend: z.number().min(0).optional(),
   /** the layer whose first head is supervised (default: the middle one, block_count / 2 rounded down) */
@@ -218,6 +220,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
+    if (s.denseObjectWeight !== undefined && !(s.dense > 0)) bad(`${at}.denseObjectWeight`, 'the object weight is part of the dense loss: give dense > 0');
     if ((s.attendQuestion ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attendQuestion`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
     if ((s.attendQuestion ?? 0) > 0 && s.attendLayer === 0) bad(`${at}.attendQuestion`, 'the question hop runs in the layer below attendLayer, which is 0');
     if ((s.attend ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attend`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');

@@ -158,12 +158,27 @@ export class DenseHead extends Module {
 /**
  * Dense loss of patch features (B, P, E): Σ CE(factor) + CE(centre) + 5·L1(box on object patches), plus
  * `sceneWeight` · (squared error of the scene summary, summed over classes, mean over patches).
+ *
+ * `objectWeight` w weighs each object patch w times a background patch in the class and centre losses (a
+ * weighted mean: Σ w_p·CE_p / Σ w_p). Most patches are background, so with w = 1 the easy background class
+ * dominates and the tower learns shape slowly: in scripts/reference/lab-tower.py (this tower, this loss) the share
+ * of object patches whose shape is right was 0.40 after 400 steps with w = 1 and 0.56 / 0.91 after 400 / 800
+ * steps with w = 5.
  */
-export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, sceneWeight = 0): Tensor {
+export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, sceneWeight = 0, objectWeight = 1): Tensor {
   const [B, P, E] = feats.shape as [number, number, number];
   const f = reshape(feats, [B * P, E]);
-  let loss = crossEntropy(head.centre.forward(f), t.centre);
-  for (const k of Object.keys(FACTORS) as Factor[]) loss = add(loss, crossEntropy(head[k].forward(f), t.cls[k]));
+  const own = t.owned.length && objectWeight !== 1 ? gather(f, 0, t.owned) : null;
+  /** Σ w_p·CE_p / Σ w_p from the plain mean over all patches and the mean over object patches */
+  const ce = (lin: Linear, cls: Int32Array): Tensor => {
+    const all = crossEntropy(lin.forward(f), cls);
+    if (!own) return all;
+    const n = B * P, m = t.owned.length, extra = (objectWeight - 1) * m;
+    const ownCE = crossEntropy(lin.forward(own), Int32Array.from(t.owned, (r) => cls[r]!));
+    return add(scale(all, n / (n + extra)), scale(ownCE, extra / (n + extra)));
+  };
+  let loss = ce(head.centre, t.centre);
+  for (const k of Object.keys(FACTORS) as Factor[]) loss = add(loss, ce(head[k], t.cls[k]));
   if (t.owned.length) {
     const pred = head.box.forward(gather(f, 0, t.owned)); // (owned, 4)
     loss = add(loss, scale(mean(unary('abs', sub(pred, Tensor.from(t.box, [t.owned.length, 4])))), BOX_WEIGHT));

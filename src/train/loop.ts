@@ -223,7 +223,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const dense = (files: readonly string[]) => {
       if (!heads?.dense) return null;
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
-      return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0 };
+      return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0, objects: st.denseObjectWeight ?? 1 };
     };
     // grounded attention supervision (./attend.ts): the boxes, and the words naming them, of each turn of each sample
     const supervised = ((st.attend ?? 0) > 0 || (st.attendQuestion ?? 0) > 0) && data;
@@ -309,7 +309,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
           lossSum += tidy(() => {
             const feats = vlm.v.forward(Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]));
             let l = clipLoss(heads!.clip!, feats, bow);
-            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
+            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
             backward(scale(l, 1 / st.gradAccum));
             return l.item();
           });
@@ -373,7 +373,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * positions reach the output projection.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
-  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number } | null = null,
+  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number; objects: number } | null = null,
   att: readonly AttendAux[] = [], words: WordAlignAux | null = null): Tensor {
   let feats: Tensor | null = null;
   if (px) {
@@ -387,7 +387,7 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   const img = feats ? vlm.mm.forward(feats) : null;
   let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets);
   if (img && words && words.targets.rows.length) l = add(l, scale(wordAlignLoss(img, vlm.lm.token_embd.weight, words.targets), words.weight));
-  if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene), aux.weight));
+  if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
   for (const t of terms) l = add(l, t);
   return l;
 }

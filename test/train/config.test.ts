@@ -89,6 +89,13 @@ test('denseScene is part of the dense loss: refused without dense, absent unless
   alone.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, denseScene: 1 } as never];
   fails(alone, /stages\[0\]\.denseScene: the scene summary is part of the dense loss/);
   assert.ok(!('denseScene' in parseTrainConfig(base(), '/base').stages[0]!));
+  const weighted = base();
+  weighted.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5, denseObjectWeight: 5 } as never];
+  assert.equal(parseTrainConfig(weighted, '/base').stages[0]!.denseObjectWeight, 5);
+  const weightAlone = base();
+  weightAlone.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, denseObjectWeight: 5 } as never];
+  fails(weightAlone, /stages\[0\]\.denseObjectWeight: the object weight is part of the dense loss/);
+  assert.ok(!('denseObjectWeight' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
 test('attend: instruct stages only, a layer of the LM, absent unless given (old checkpoints keep their config key)', () => {

@@ -139,3 +139,38 @@ test('scene metadata index: by absolute image path; a malformed line is an Input
   await assert.rejects(loadDenseIndex(dir), (e) => e instanceof InputError && /metadata\.jsonl:2/.test(e.message));
   await assert.rejects(loadDenseIndex(path.join(dir, 'nowhere')), (e) => e instanceof InputError && /metadata\.jsonl/.test(e.message));
 });
+
+test('object weight: each object patch counts w times a background patch in the class and centre losses', () => {
+  initBackend();
+  const rng = new Rng(3);
+  const E = 16, G = 4, P = G * G;
+  const feats = Tensor.from(Float32Array.from({ length: 2 * P * E }, () => rng.normal()), [2, P, E]);
+  const t = denseTargets([[obj('star', 'green', 'small', [0, 0, 400, 400]), obj('digit', 'black', null, [550, 550, 900, 950], 4)], [obj('circle', 'red', 'large', [100, 500, 600, 1000])]], G);
+  const head = new DenseHead(E, 9);
+  // per-patch cross-entropies of each head, by hand
+  const f2 = Tensor.from(feats.data.slice(), [2 * P, E]);
+  const perPatch = (lin: DenseHead['shape'], cls: Int32Array): number[] => {
+    const lg = lin.forward(f2).data, C = lin.weight.shape[0]!;
+    return Array.from(cls, (c, r) => {
+      const row = Array.from(lg.subarray(r * C, (r + 1) * C));
+      const m = Math.max(...row);
+      return Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0)) + m - row[c]!;
+    });
+  };
+  const owned = new Set(t.owned);
+  assert.ok(owned.size > 0 && owned.size < 2 * P);
+  const heads: [DenseHead['shape'], Int32Array][] = [[head.centre, t.centre], [head.colour, t.cls.colour], [head.shape, t.cls.shape], [head.size, t.cls.size], [head.digit, t.cls.digit]];
+  const weighted = (w: number) => heads.reduce((acc, [lin, cls]) => {
+    const ce = perPatch(lin, cls);
+    const ws = ce.map((_, r) => (owned.has(r) ? w : 1));
+    return acc + ce.reduce((a, x, r) => a + ws[r]! * x, 0) / ws.reduce((a, x) => a + x, 0);
+  }, 0);
+  const plain = denseLoss(head, feats, t).item();
+  assert.equal(denseLoss(head, feats, t, 0, 1).item(), plain);
+  for (const w of [5, 0.5]) {
+    const got = denseLoss(head, feats, t, 0, w).item() - plain;
+    const want = weighted(w) - weighted(1);
+    assert.ok(Math.abs(got - want) < 1e-4, `w ${w}: ${got} vs ${want}`);
+    assert.ok(Math.abs(want) > 1e-3, 'the weight changes the loss');
+  }
+});
