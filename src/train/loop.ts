@@ -220,7 +220,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     }
 
     const G = vlm.config.vision.image_size / vlm.config.vision.patch_size;
-    const dense = (files: readonly string[]) => {
+    const dense = (files: readonly string[]): DenseAux | null => {
       if (!heads?.dense) return null;
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
       return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0, objects: st.denseObjectWeight ?? 1 };
@@ -373,7 +373,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
  * positions reach the output projection.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
-  aux: { head: DenseHead; targets: DenseTargets; weight: number; scene: number; objects: number } | null = null,
+  aux: DenseAux | null = null,
   att: readonly AttendAux[] = [], words: WordAlignAux | null = null): Tensor {
   let feats: Tensor | null = null;
   if (px) {
@@ -391,6 +391,9 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   for (const t of terms) l = add(l, t);
   return l;
 }
+
+/** The dense loss of one batch (./dense.ts): head, targets, its weight, the scene-summary and object weights. */
+export interface DenseAux { head: DenseHead; targets: DenseTargets; weight: number; scene: number; objects: number }
 
 /** Word alignment of one batch's image tokens (./wordalign.ts) and its weight. */
 export interface WordAlignAux { targets: WordAlignTargets; weight: number }

@@ -81,21 +81,17 @@ test('dense supervision only where the stage trains the vision tower', () => {
   fails(neg, /stages\[0\]\.dense/);
 });
 
-test('denseScene is part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
-  const ok = base();
-  ok.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5, denseScene: 0.2 } as never];
-  assert.equal(parseTrainConfig(ok, '/base').stages[0]!.denseScene, 0.2);
-  const alone = base();
-  alone.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, denseScene: 1 } as never];
-  fails(alone, /stages\[0\]\.denseScene: the scene summary is part of the dense loss/);
-  assert.ok(!('denseScene' in parseTrainConfig(base(), '/base').stages[0]!));
-  const weighted = base();
-  weighted.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5, denseObjectWeight: 5 } as never];
-  assert.equal(parseTrainConfig(weighted, '/base').stages[0]!.denseObjectWeight, 5);
-  const weightAlone = base();
-  weightAlone.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, denseObjectWeight: 5 } as never];
-  fails(weightAlone, /stages\[0\]\.denseObjectWeight: the object weight is part of the dense loss/);
-  assert.ok(!('denseObjectWeight' in parseTrainConfig(base(), '/base').stages[0]!));
+test('denseScene and denseObjectWeight are part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
+  const tower = (extra: Record<string, unknown>) => {
+    const c = base();
+    c.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, ...extra } as never];
+    return c;
+  };
+  for (const [k, v, why] of [['denseScene', 0.2, 'the scene summary'], ['denseObjectWeight', 5, 'the object weight']] as const) {
+    assert.equal(parseTrainConfig(tower({ dense: 0.5, [k]: v }), '/base').stages[0]![k], v);
+    fails(tower({ [k]: v }), new RegExp(`stages\\[0\\]\\.${k}: ${why} is part of the dense loss`));
+    assert.ok(!(k in parseTrainConfig(base(), '/base').stages[0]!));
+  }
 });
 
 test('attend: instruct stages only, a layer of the LM, absent unless given (old checkpoints keep their config key)', () => {
