@@ -11,6 +11,8 @@
 //   nTrain, nVal      how many train / val dialogues to take (before filtering)
 //   turns             keep only the first `turns` question–answer pairs of each dialogue
 //   only              e.g. ["colour","count"]: keep dialogues whose first question is one of these tasks
+//   single            train and score on every self-standing question as its own sample (singleTurns: the
+//                     form of vista eval's items) instead of whole dialogues
 //   noTools           drop tool declarations, and each dialogue's turns from its first click on (shorter samples)
 //   embScale          multiply the projector output by this
 //   attend            weight of grounded attention supervision (src/train/attend.ts) on head 0 of layer
@@ -38,7 +40,7 @@ import { initBackend } from '../dist/src/backend/index.js';
 import { readCheckpoint } from '../dist/src/train/checkpoint.js';
 import { loadTrainConfig, vlmConfigOf } from '../dist/src/train/config.js';
 import { Llava } from '../dist/src/models/llava.js';
-import { ImageCache, loadLlava, encodeSamples, collate, EpochOrder } from '../dist/src/train/data.js';
+import { ImageCache, loadLlava, encodeSamples, collate, EpochOrder, singleTurns } from '../dist/src/train/data.js';
 import { loadDenseIndex, denseTargets } from '../dist/src/train/dense.js';
 import { Tokenizer } from '../dist/src/tokenizer/index.js';
 import { VisionLanguageModel } from '../dist/src/runtime/vlm.js';
@@ -59,7 +61,7 @@ import { wordAlignLoss, wordAlignTargets } from '../dist/src/train/wordalign.js'
 
 initBackend();
 const A = {
-  steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
+  single: false, steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
   only: null, noTools: false, keepModel: false, oracleConj: false, wordAlign: 0, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
@@ -92,7 +94,8 @@ const cut = (s) => {
 };
 const trainAll = (await loadLlava(A.train, 'instruct')).slice(0, A.nTrain);
 const valAll = (await loadLlava(A.val, 'instruct')).slice(0, A.nVal);
-const trainS = trainAll.filter(keep), valS = valAll.filter(keep);
+const split = (ss) => (A.single ? ss.flatMap(singleTurns) : ss);
+const trainS = split(trainAll).filter(keep), valS = split(valAll).filter(keep);
 const fmt = rt.promptFormat();
 const trainE = encodeSamples(trainS.map(cut), fmt, { maxLen: 1024 });
 const valE = encodeSamples(valS.map(cut), fmt, { maxLen: 1024 });

@@ -118,6 +118,9 @@ const Stage = z.object({
   /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans
    *  on an earlier one); single-question samples are where a from-scratch LM first learns to look things up */
   turns: pos().optional(),
+  /** each question that does not lean on an earlier turn becomes its own single-question sample (the form of
+   *  `vista eval`'s items; ./data.ts singleTurns) */
+  singleTurns: z.boolean().optional(),
   /** curriculum: train only on dialogues whose first question is one of these tasks (needs generated dialogues'
    *  task metadata), e.g. the single-lookup tasks before the compound ones */
   tasks: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
@@ -229,6 +232,8 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.maxObjects !== undefined && s.name === 'vision') bad(`${at}.maxObjects`, 'the vision stage trains on all captions; a scene-size curriculum belongs to lm, align or instruct stages');
     if (s.tasks !== undefined && s.name === 'vision') bad(`${at}.tasks`, 'the vision stage trains on captions, not dialogue tasks');
     if (s.turns !== undefined && s.name === 'vision') bad(`${at}.turns`, 'the vision stage trains on captions, not dialogue turns');
+    if (s.singleTurns && s.name === 'vision') bad(`${at}.singleTurns`, 'the vision stage trains on captions, not dialogue turns');
+    if (s.singleTurns && s.turns !== undefined) bad(`${at}.singleTurns`, 'single-question samples already keep one turn each: drop turns');
     if (s.name === 'vision' && s.batchSize < 2) bad(`${at}.batchSize`, 'contrastive training needs at least 2 images per batch');
   });
   if (c.eval.every > 0 && !c.data.val) bad('eval.every', 'evaluation needs data.val');

@@ -149,6 +149,42 @@ export function firstTurns(s: Sample, k: number): Sample {
 }
 
 /**
+ * Every question of a dialogue that stands on its own (its task metadata says `followUp: false`; without
+ * metadata only the first) as a single-question sample: the image, that question, its answer — the form of
+ * `vista eval`'s items, and the cheapest sample that still teaches a lookup (about a fifth of a dialogue's
+ * tokens). The tool declaration goes with a question whose answer calls a tool, or with every question when
+ * the dialogue declared tools it never called (a declared-but-unused tool is a lesson too). Each sample's
+ * record carries only its own turn's task, so turn-indexed readers (./attend.ts, ./wordalign.ts) see it as
+ * turn 0. Ids are `<id>#<turn>`.
+ * @example singleTurns(s).map((x) => x.messages.length) // [2, 2] for `<image> Q1 / A1 / Where is it? / A2 / Q3 / A3`
+ */
+export function singleTurns(s: Sample): Sample[] {
+  const lead: ConvMessage[] = [];
+  const turns: ConvMessage[][] = [];
+  for (const m of s.messages) {
+    if (m.role === 'user') turns.push([m]);
+    else if (turns.length) turns[turns.length - 1]!.push(m);
+    else lead.push(m);
+  }
+  const meta = s.record.tasks as { followUp?: boolean }[] | undefined;
+  const isCall = (m: ConvMessage) => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>');
+  const calls = turns.some((t) => t.some(isCall));
+  const imageParts = turns[0]?.[0] && Array.isArray(turns[0][0].content) ? turns[0][0].content.filter((p) => p.type === 'image') : [];
+  const out: Sample[] = [];
+  turns.forEach((t, k) => {
+    if (k > 0 && (!meta || meta[k]?.followUp !== false)) return;
+    const [q, ...rest] = t;
+    const text = typeof q!.content === 'string' || q!.content === null ? q!.content ?? '' : q!.content.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
+    const user: ConvMessage = k === 0 ? q! : { role: 'user', content: [...imageParts, { type: 'text', text }] };
+    const { tools, ...base } = s;
+    const record = { ...s.record, tasks: meta ? [meta[k]] : undefined };
+    const sample = { ...base, id: `${s.id}#${k}`, messages: [...lead, user, ...rest], record };
+    out.push(tools && (rest.some(isCall) || !calls) ? { ...sample, tools } : sample);
+  });
+  return out;
+}
+
+/**
  * Tokenize samples once. `all`: every token after the first is a target (language modelling); otherwise
  * only assistant tokens (and the end-of-turn token closing them) are. A sample whose tokens do not line
  * up with its turns, or that is longer than `maxLen`, is an InputError naming it.

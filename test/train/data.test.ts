@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Tokenizer, trainBPE } from '../../src/tokenizer/index.ts';
 import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from '../../src/tokenizer/chat-template.ts';
 import { IMAGE_SLOT, type PromptFormat } from '../../src/runtime/conversation.ts';
-import { EpochOrder, ImageCache, collate, encodeSamples, firstTurns, llavaToSample, loadLlava, textOnly, toolCallText } from '../../src/train/data.ts';
+import { EpochOrder, ImageCache, collate, encodeSamples, firstTurns, llavaToSample, loadLlava, singleTurns, textOnly, toolCallText } from '../../src/train/data.ts';
 import { VISTA_SPECIAL_TOKENS } from '../../src/train/loop.ts';
 import { InputError } from '../../src/errors.ts';
 import { initBackend } from '../../src/backend/index.ts';
@@ -43,6 +43,39 @@ test('tokenized once: labels only on the assistant answer; text-only LM mode lab
   assert.ok(!t!.ids.includes(IMAGE_SLOT));
   assert.equal(t!.learn.reduce((a, b) => a + b, 0), t!.ids.length - 1);
   assert.throws(() => encodeSamples([llavaToSample(colourRec('long-1', 'red'), '/d')], fmt, { maxLen: 10 }), /sample long-1: \d+ tokens exceed the context length 10/);
+});
+
+test('singleTurns: every self-standing question becomes a one-turn sample with the image; follow-ups are dropped', () => {
+  const tools = [{ type: 'function', function: { name: 'click' } }];
+  const tasks = [{ task: 'colour', followUp: false }, { task: 'ground', followUp: true }, { task: 'click', followUp: false }, { task: 'exists', followUp: false }];
+  const rec = {
+    id: 'd2', image: 'a.png', tools, tasks, conversations: [
+      { from: 'human', value: '<image>\nWhat color is the square?' }, { from: 'gpt', value: 'red' },
+      { from: 'human', value: 'Where is it?' }, { from: 'gpt', value: '[1, 2, 3, 4]' },
+      { from: 'human', value: 'Click the circle.' }, { from: 'gpt', value: '', tool_call: { name: 'click', arguments: { x: 500, y: 250 } } },
+      { from: 'human', value: 'Is there a star?' }, { from: 'gpt', value: 'no' },
+    ],
+  };
+  const s = llavaToSample(rec, '/d');
+  const out = singleTurns(s);
+  assert.deepEqual(out.map((x) => x.id), ['d2#0', 'd2#2', 'd2#3'], 'the follow-up "Where is it?" leans on turn 0: dropped');
+  assert.deepEqual(out[0]!.messages, s.messages.slice(0, 2));
+  assert.deepEqual(out[1]!.messages, [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Click the circle.' }] }, s.messages[5]]);
+  assert.deepEqual(out.map((x) => x.tools), [undefined, tools, undefined], 'the declaration goes with the question that calls it');
+  assert.deepEqual(out.map((x) => (x.record.tasks as { task: string }[])[0]!.task), ['colour', 'click', 'exists'], 'each record holds its own turn\'s task as turn 0');
+  assert.equal(s.record.tasks, tasks, 'the source record is not touched');
+  out.forEach((x) => assert.deepEqual(x.images, s.images));
+  // each sample is one scored answer after one image
+  const enc = encodeSamples(out, fmt, { maxLen: 400 });
+  assert.deepEqual(enc.map((e) => tok.decode([...e.ids].filter((_, i) => e.learn[i]))),
+    ['red<|im_end|>', '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 250}}</tool_call><|im_end|>', 'no<|im_end|>']);
+  enc.forEach((e) => assert.equal([...e.ids].filter((i) => i === IMAGE_SLOT).length, 4));
+  // without task metadata only the first question is known to stand alone; a never-called declaration stays
+  const bare = llavaToSample({ id: 'd3', image: 'a.png', tools, conversations: [rec.conversations[0]!, rec.conversations[1]!, rec.conversations[6]!, rec.conversations[7]!] }, '/d');
+  const [only, ...none] = singleTurns(bare);
+  assert.equal(none.length, 0);
+  assert.deepEqual(only!.messages, bare.messages.slice(0, 2));
+  assert.equal(only!.tools, tools);
 });
 
 test('firstTurns: the first k question–answer turns; tool declarations only where a kept turn calls a tool', () => {
