@@ -108,3 +108,17 @@ test('attend: instruct stages only, a layer of the LM, absent unless given (old 
   fails(deep, /stages\[0\]\.attendLayer: 9 is not a layer of the \d+-layer LM/);
   assert.ok(!('attend' in parseTrainConfig(base(), '/base').stages[0]!));
 });
+
+test('singleTurns: not on the vision stage, not with turns, absent unless given (old checkpoints keep their config key)', () => {
+  const stage = (extra: Record<string, unknown>) => {
+    const c = base();
+    c.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 }, ...extra } as never];
+    return c;
+  };
+  assert.equal(parseTrainConfig(stage({ singleTurns: true }), '/base').stages[0]!.singleTurns, true);
+  fails(stage({ singleTurns: true, turns: 1 }), /stages\[0\]\.singleTurns: single-question samples already keep one turn each/);
+  const vision = base();
+  vision.stages = [{ name: 'vision', steps: 10, batchSize: 4, lr: { vision: 1e-3 }, singleTurns: true } as never];
+  fails(vision, /stages\[0\]\.singleTurns: the vision stage trains on captions/);
+  assert.ok(!('singleTurns' in parseTrainConfig(base(), '/base').stages[0]!));
+});

@@ -192,7 +192,7 @@ test('export → reload via VisionLanguageModel.load gives the same greedy answe
   }
 });
 
-test('curriculum filters: maxObjects (scene size), turns (first turns), tasks (opening task); val stays whole; typed errors', async () => {
+test('curriculum filters: maxObjects (scene size), turns (first turns), singleTurns, tasks (opening task); val stays whole; typed errors', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
   const { tinyConfig, squaresDataset, shapesWorld, dialogueStage, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
@@ -221,6 +221,14 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), tasks (o
   assert.ok(first.tokens < all.tokens * 0.8, `turns 1 saw ${first.tokens} tokens, whole dialogues ${all.tokens}`);
   assert.notDeepEqual(losses(first), losses(all));
   assert.throws(() => tinyConfig(root, { model, stages: [{ name: 'vision', steps: 2, batchSize: 4, lr: { vision: 1e-3 }, turns: 1 }] }), /stages\[0\]\.turns/);
+  // singleTurns: one question per sample, so its batches are short like first turns' (a click question also
+  // carries its tool declaration, which no opening question does); with the tasks filter it keeps the colour
+  // questions from anywhere in a dialogue, not only openers
+  const single = await run({ singleTurns: true });
+  assert.ok(single.tokens < all.tokens * 0.8, `singleTurns saw ${single.tokens} tokens, whole dialogues ${all.tokens}`);
+  assert.notDeepEqual(losses(single), losses(first));
+  const singleColour = await run({ singleTurns: true, tasks: ['colour'] });
+  assert.notDeepEqual(losses(singleColour), losses(single));
 
   // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
   const colour = await run({ tasks: ['colour', 'shape'] });
