@@ -13,7 +13,7 @@ options: data, tasks (first-question tasks to keep; default all), steps, bs, lr,
   layers, heads, kv, E (LM width), ff, words (weight of word-aligned oracle tokens: add this multiple of the sum of
   the LM's own embeddings of each token's object words), align (weight of the word-alignment loss, vista's
   src/train/wordalign.ts), oracle (the projector reads, instead of the tower's features, each token's multi-hot of
-  its object's words: a perfect tower), nTrain.
+  its object's words: a perfect tower), nTrain, maxLen (drop longer samples, e.g. those declaring tools).
 prints per eval: step, seconds, val answer loss, image gap (loss with another sample's image minus with its own),
 and per task the share of answers exactly right under teacher forcing.
 """
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 A = dict(data='/tmp/lab1', tasks=None, steps=600, bs=32, lr=2e-3, lrProj=2e-3, warmup=30, seed=1, evalEvery=100, layers=4,
-         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2)
+         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(json.dumps(A), flush=True)
 torch.manual_seed(A['seed'])
@@ -49,7 +49,8 @@ def load(part):
         for j, ws in enumerate(toks):
             for w in ws:
                 bag[i, j, w] += 1
-    S = [x for x in d['samples'] if A['tasks'] is None or (x['tasks'] and x['tasks'][0] in A['tasks'])]
+    S = [x for x in d['samples'] if (A['tasks'] is None or (x['tasks'] and x['tasks'][0] in A['tasks']))
+         and (not A['maxLen'] or len(x['ids']) <= A['maxLen'])]
     return torch.from_numpy(np.ascontiguousarray(f)), bag, S
 
 

@@ -152,8 +152,9 @@ export function firstTurns(s: Sample, k: number): Sample {
  * Every question of a dialogue that stands on its own (its task metadata says `followUp: false`; without
  * metadata only the first) as a single-question sample: the image, that question, its answer — the form of
  * `vista eval`'s items, and the cheapest sample that still teaches a lookup (about a fifth of a dialogue's
- * tokens). The tool declaration goes with a question whose answer calls a tool, or with every question when
- * the dialogue declared tools it never called (a declared-but-unused tool is a lesson too). Each sample's
+ * tokens). The tool declaration goes only with a question whose answer calls a tool: with vista's small
+ * vocabulary it is ~320 tokens, five times the rest of a sample, so a declaration nobody calls stays a lesson
+ * of whole dialogues (`firstTurns` and plain stages keep it). Each sample's
  * record carries only its own turn's task, so turn-indexed readers (./attend.ts, ./wordalign.ts) see it as
  * turn 0. Ids are `<id>#<turn>`.
  * @example singleTurns(s).map((x) => x.messages.length) // [2, 2] for `<image> Q1 / A1 / Where is it? / A2 / Q3 / A3`
@@ -168,7 +169,6 @@ export function singleTurns(s: Sample): Sample[] {
   }
   const meta = s.record.tasks as { followUp?: boolean }[] | undefined;
   const isCall = (m: ConvMessage) => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>');
-  const calls = turns.some((t) => t.some(isCall));
   const imageParts = turns[0]?.[0] && Array.isArray(turns[0][0].content) ? turns[0][0].content.filter((p) => p.type === 'image') : [];
   const out: Sample[] = [];
   turns.forEach((t, k) => {
@@ -179,7 +179,7 @@ export function singleTurns(s: Sample): Sample[] {
     const { tools, ...base } = s;
     const record = { ...s.record, tasks: meta ? [meta[k]] : undefined };
     const sample = { ...base, id: `${s.id}#${k}`, messages: [...lead, user, ...rest], record };
-    out.push(tools && (rest.some(isCall) || !calls) ? { ...sample, tools } : sample);
+    out.push(tools && rest.some(isCall) ? { ...sample, tools } : sample);
   });
   return out;
 }

@@ -70,12 +70,14 @@ test('singleTurns: every self-standing question becomes a one-turn sample with t
   assert.deepEqual(enc.map((e) => tok.decode([...e.ids].filter((_, i) => e.learn[i]))),
     ['red<|im_end|>', '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 250}}</tool_call><|im_end|>', 'no<|im_end|>']);
   enc.forEach((e) => assert.equal([...e.ids].filter((i) => i === IMAGE_SLOT).length, 4));
-  // without task metadata only the first question is known to stand alone; a never-called declaration stays
+  // without task metadata only the first question is known to stand alone; a declaration nobody calls is
+  // left to whole-dialogue stages (it would be most of a single question's tokens)
   const bare = llavaToSample({ id: 'd3', image: 'a.png', tools, conversations: [rec.conversations[0]!, rec.conversations[1]!, rec.conversations[6]!, rec.conversations[7]!] }, '/d');
   const [only, ...none] = singleTurns(bare);
   assert.equal(none.length, 0);
   assert.deepEqual(only!.messages, bare.messages.slice(0, 2));
-  assert.equal(only!.tools, tools);
+  assert.equal(only!.tools, undefined);
+  assert.equal(firstTurns(bare, 1).tools, tools);
 });
 
 test('firstTurns: the first k question–answer turns; tool declarations only where a kept turn calls a tool', () => {
