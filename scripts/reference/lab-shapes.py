@@ -2,9 +2,11 @@
 features exported by `scripts/probe-reading.mjs` (option "export"), so that recipe ideas for the instruct stage
 can be tried several times faster than in vista's own engine.
 
-Not part of vista (no Python in the product): like recall-toy.py it runs on Debian's python3-torch. On this
-machine OpenBLAS detects the CPU as "Prescott" and runs its slowest kernels (~30 GFLOP/s on two threads); run it
-with OPENBLAS_CORETYPE=SkylakeX (~200 GFLOP/s). The architecture follows vista's: idefics3 pixel shuffle + a
+Not part of vista (no Python in the product): like recall-toy.py it runs on Debian's python3-torch. Install
+libopenblas0-pthread with it: python3-torch alone may bring only the reference BLAS (libblas3, ~6 GFLOP/s, so a step
+takes minutes). On an Intel machine of this kind OpenBLAS detects the CPU as "Prescott" and runs its slowest kernels
+(~30 GFLOP/s on two threads); run it there with OPENBLAS_CORETYPE=SkylakeX (~200 GFLOP/s). On AMD EPYC it detects
+the CPU itself (~140 GFLOP/s on one thread). The architecture follows vista's: idefics3 pixel shuffle + a
 linear projector, a llama decoder (RMSNorm, RoPE on adjacent pairs, grouped KV heads, SwiGLU), AdamW
 (0.9, 0.95), weight decay 0.05 on matrices, clipping at 1, warmup + cosine to lr/20. Loss on assistant tokens.
 
@@ -13,7 +15,8 @@ options: data, tasks (first-question tasks to keep; default all), steps, bs, lr,
   layers, heads, kv, E (LM width), ff, words (weight of word-aligned oracle tokens: add this multiple of the sum of
   the LM's own embeddings of each token's object words), align (weight of the word-alignment loss, vista's
   src/train/wordalign.ts), oracle (the projector reads, instead of the tower's features, each token's multi-hot of
-  its object's words: a perfect tower), nTrain, maxLen (drop longer samples, e.g. those declaring tools).
+  its object's words: a perfect tower), nTrain, maxLen (drop longer samples, e.g. those declaring tools), scale (another
+  pixel-shuffle factor than the export's, e.g. 3: 16 image tokens instead of 36; not with words/align/oracle).
 prints per eval: step, seconds, val answer loss, image gap (loss with another sample's image minus with its own),
 and per task the share of answers exactly right under teacher forcing.
 """
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 A = dict(data='/tmp/lab1', tasks=None, steps=600, bs=32, lr=2e-3, lrProj=2e-3, warmup=30, seed=1, evalEvery=100, layers=4,
-         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0)
+         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0, scale=0, qfirst=False, imEnd=5)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(json.dumps(A), flush=True)
 torch.manual_seed(A['seed'])
@@ -36,11 +39,43 @@ torch.set_num_threads(A['threads'])
 D = json.load(open(f"{A['data']}/data.json"))
 P, VE, V, N = D['P'], D['E'], D['vocab'], D['N']
 G, Gt = int(math.isqrt(P)), int(math.isqrt(N))
+N0 = N
+if A['scale']:  # another pixel-shuffle factor: fewer, larger image tokens (each sample's image run is re-cut)
+    Gt, N = G // A['scale'], (G // A['scale']) ** 2
 s = G // Gt
+
+
+def question_first(x):
+    """Move the image (its wrapper tokens and slots) from the start of the first user turn to its end, just
+    before the turn's end token: the image tokens then see the question."""
+    ids, learn = x['ids'], x['learn']
+    a = ids.index(-1) - 2  # <fake_token_around_image><global-img> before the slots
+    b = a + 2 + ids.count(-1) + 1  # slots and the closing wrapper
+    end = next(i for i in range(b, len(ids)) if ids[i] == A['imEnd'])
+    perm = list(range(a)) + list(range(b, end)) + list(range(a, b)) + list(range(end, len(ids)))
+    return dict(x, ids=[ids[i] for i in perm], learn=[learn[i] for i in perm])
+
+
+def recut(x):
+    ids, learn, out_i, out_l, i = x['ids'], x['learn'], [], [], 0
+    while i < len(ids):
+        if ids[i] < 0 and ids[i:i + N0] == [-1] * N0:
+            out_i += [-1] * N
+            out_l += [0] * N
+            i += N0
+        else:
+            out_i.append(ids[i])
+            out_l.append(learn[i])
+            i += 1
+    return dict(x, ids=out_i, learn=out_l)
 
 
 def load(part):
     d = D[part]
+    if A['scale']:
+        d = dict(d, samples=[recut(x) for x in d['samples']])
+    if A['qfirst']:
+        d = dict(d, samples=[question_first(x) for x in d['samples']])
     f = np.fromfile(f"{A['data']}/{part}.f32", dtype=np.float32).reshape(len(d['images']), G, G, VE)
     # idefics3 pixel shuffle: token (r, c) holds the s×s patches under it
     f = f.reshape(-1, Gt, s, Gt, s, VE).transpose(0, 1, 3, 2, 4, 5).reshape(-1, N, s * s * VE)
