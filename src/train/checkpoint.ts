@@ -46,6 +46,9 @@ export interface TrainState {
   tokenizer: Record<string, unknown>;
   /** key config fields the checkpoint was made with */
   configKey: string;
+  /** the same key over the stages before `stage` only (finished ones): a checkpoint at a stage boundary resumes
+   *  any config that shares them, whatever follows (absent in checkpoints older than it) */
+  doneKey?: string;
   /** training wall-clock seconds so far (summed over resumed runs) */
   seconds: number;
   samples: number;

@@ -97,9 +97,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
   // ---- resume point --------------------------------------------------------------------------
   const ckpt = opts.resume ? await readCheckpoint(path.join(config.checkpoint.dir, CHECKPOINT_FILE)) : null;
-  // a finished run also continues a config that appends stages to the ones it ran
+  // at a stage boundary (a finished run, or one stopped between stages) the stages still to come may differ:
+  // the run continues a config that shares the finished ones (older checkpoints: only appended stages)
   const appended = ckpt !== null && ckpt.state.configKey !== key && ckpt.state.stageStep === 0
-    && ckpt.state.configKey === configKey(config, ckpt.state.stage);
+    && (ckpt.state.doneKey ?? ckpt.state.configKey) === configKey(config, ckpt.state.stage);
   if (ckpt && appended) ckpt.state.configKey = key;
   if (ckpt && ckpt.state.configKey !== key)
     throw new ConfigError(`checkpoint in ${config.checkpoint.dir} was made with a different config (seed, model, tokenizer, data or stages changed); ` +
@@ -207,6 +208,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
       : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
+    if (loaded && loaded.state.stage === si && loaded.state.stageStep === 0) {
+      // a stage-boundary checkpoint: the stage starts as it would have (seeded heads, fresh optimiser, position 0)
+      loaded.loadModel(vlm.namedParameters());
+      loaded = null;
+    }
     if (loaded && loaded.state.stage === si) {
       // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position
       loaded.loadModel(vlm.namedParameters());
@@ -356,6 +362,9 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     state.pos = { epoch: 0, cursor: 0 };
     state.stage = si + 1;
     state.stageStep = 0;
+    // a boundary checkpoint: a resumed run may change the stages still to come
+    if (config.checkpoint.every > 0 && si + 1 < config.stages.length)
+      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
 
   }
 
@@ -487,6 +496,7 @@ function configKey(c: TrainConfig, stages = c.stages.length): string {
 async function save(config: TrainConfig, vlm: Llava, heads: StageHeads | null, opt: AdamW | null, state: TrainState, seconds: number,
   write?: (file: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
   state.seconds = seconds;
+  state.doneKey = configKey(config, state.stage);
   const o = opt ? opt.state() : { step: 0, tensors: {} };
   await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), heads: heads ? heads.namedParameters() : null, opt: o }, state, write);
 }

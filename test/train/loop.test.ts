@@ -88,6 +88,37 @@ test('resume: a finished run continues a config that appends a stage, as if it h
   for (const [k, t] of full.vlm.namedParameters()) assert.deepEqual(t.toArray(), r.vlm.namedParameters().get(k)!.toArray(), k);
 });
 
+test('resume: from a stage boundary the stages still to come may change, as if the new config had run from the start; a changed finished stage is refused', async () => {
+  const data = await squaresDataset();
+  const { writeFile } = await import('node:fs/promises');
+  const s1 = { name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1 };
+  const s2 = { name: 'instruct', steps: 3, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 } };
+  const s2b = { ...s2, steps: 2, lr: { projector: 2e-3, lm: 5e-4 } };
+  const losses = (r: { state: { history: { loss: number }[] } }) => r.state.history.map((h) => h.loss);
+  const full = await train(tinyConfig(data, { stages: [s1, s2b] }), { progress: false });
+  // the first run checkpoints only at its stage boundary (every 1000 steps otherwise) and dies at its final save
+  const base = tinyConfig(data, { stages: [s1, s2] });
+  const a = { ...base, checkpoint: { ...base.checkpoint, every: 1000 } };
+  let writes = 0;
+  const dies = async (file: string, bytes: Uint8Array): Promise<void> => {
+    if (++writes === 2) throw new Error('killed');
+    await writeFile(file, bytes);
+  };
+  await assert.rejects(train(a, { progress: false, write: dies }), /killed/);
+  const boundary = await readCheckpoint(path.join(a.checkpoint.dir, CHECKPOINT_FILE));
+  assert.deepEqual([boundary.state.stage, boundary.state.stageStep, boundary.state.step], [1, 0, 3]);
+  const at = (stages: object[]) => ({ ...tinyConfig(data, { stages }), checkpoint: a.checkpoint, output: a.output });
+  await assert.rejects(train(at([{ ...s1, steps: 4 }, s2b]), { progress: false, resume: true }), /different config/);
+  const r = await train(at([s1, s2b]), { progress: false, resume: true });
+  assert.deepEqual(losses(r), losses(full));
+  for (const [k, t] of full.vlm.namedParameters()) assert.deepEqual(t.toArray(), r.vlm.namedParameters().get(k)!.toArray(), k);
+  // the unchanged config resumes from the same boundary too, and equals its own uninterrupted run
+  const same = await train(tinyConfig(data, { stages: [s1, s2] }), { progress: false });
+  await assert.rejects(train(a, { progress: false, write: (writes = 0, dies) }), /killed/);
+  const again = await train(a, { progress: false, resume: true });
+  assert.deepEqual(losses(again), losses(same));
+});
+
 test('atomic checkpoint: a crash mid-write leaves the previous checkpoint readable', async () => {
   const data = await squaresDataset();
   const cfg = tinyConfig(data, { stages: [{ name: 'align', steps: 3, batchSize: 4, lr: { projector: 1e-3 } }] });
