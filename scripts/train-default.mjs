@@ -75,7 +75,9 @@ const min = (ms) => +(ms / 60000).toFixed(1);
 const summary = JSON.parse(readFileSync(path.join(models, 'vista-shapes.summary.json'), 'utf8'));
 writeFileSync(path.join(models, 'train-report.json'), JSON.stringify({
   command: 'npm run train:default', smoke, seed: 0,
-  minutes: { data: min(dataMs), train: min(trainMs - dataMs), eval: min(Date.now() - t0 - trainMs), total: min(Date.now() - t0) },
+  // training time is the checkpoint's (summed over the invocations of a resumed run), not this invocation's
+  minutes: { data: min(dataMs), train: min(summary.trainSeconds * 1000), eval: min(Date.now() - t0 - trainMs),
+    total: min(dataMs + summary.trainSeconds * 1000 + Date.now() - t0 - trainMs) },
   samplesPerSecond: summary.samplesPerSecond, tokensPerSecond: summary.tokensPerSecond, steps: summary.steps, params: summary.params,
   machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version },
 }, null, 2));
