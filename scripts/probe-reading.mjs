@@ -12,7 +12,7 @@
 //   turns             keep only the first `turns` question–answer pairs of each dialogue
 //   only              e.g. ["colour","count"]: keep dialogues whose first question is one of these tasks
 //   single            train and score on every self-standing question as its own sample (singleTurns: the
-//                     form of vista eval's items) instead of whole dialogues
+//                     form of a split's eval.jsonl items) instead of whole dialogues
 //   noTools           drop tool declarations, and each dialogue's turns from its first click on (shorter samples)
 //   embScale          multiply the projector output by this
 //   attend            weight of grounded attention supervision (src/train/attend.ts) on head 0 of layer

@@ -119,7 +119,7 @@ const Stage = z.object({
    *  on an earlier one); single-question samples are where a from-scratch LM first learns to look things up */
   turns: pos().optional(),
   /** each question that does not lean on an earlier turn becomes its own single-question sample (the form of
-   *  `vista eval`'s items; ./data.ts singleTurns) */
+   *  the canonical items in eval.jsonl; ./data.ts singleTurns) */
   singleTurns: z.boolean().optional(),
   /** curriculum: train only on dialogues whose first question is one of these tasks (needs generated dialogues'
    *  task metadata), e.g. the single-lookup tasks before the compound ones */

@@ -151,7 +151,7 @@ export function firstTurns(s: Sample, k: number): Sample {
 /**
  * Every question of a dialogue that stands on its own (its task metadata says `followUp: false`; without
  * metadata only the first) as a single-question sample: the image, that question, its answer — the form of
- * `vista eval`'s items, and the cheapest sample that still teaches a lookup (about a fifth of a dialogue's
+ * the canonical items in a split's eval.jsonl, and the cheapest sample that still teaches a lookup (about a fifth of a dialogue's
  * tokens). The tool declaration goes only with a question whose answer calls a tool: with vista's small
  * vocabulary it is ~320 tokens, five times the rest of a sample, so a declaration nobody calls stays a lesson
  * of whole dialogues (`firstTurns` and plain stages keep it). Each sample's
