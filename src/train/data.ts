@@ -121,11 +121,17 @@ export async function loadLlava(dir: string, file: string): Promise<Sample[]> {
   return (raw as LlavaRecord[]).map((r) => llavaToSample(r, dir));
 }
 
+/** The text of a message's content, its image parts left out. */
+function textOf(content: ConvMessage['content']): string {
+  return Array.isArray(content) ? content.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('') : content ?? '';
+}
+
+/** An assistant message that calls a tool (the `<tool_call>` text llavaToSample writes). */
+const isToolCall = (m: ConvMessage): boolean => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>');
+
 /** Drop the images of a conversation (text-only LM pretraining). */
 export function textOnly(s: Sample): Sample {
-  const messages = s.messages.map((m) => (Array.isArray(m.content)
-    ? { ...m, content: m.content.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('') }
-    : m));
+  const messages = s.messages.map((m) => (Array.isArray(m.content) ? { ...m, content: textOf(m.content) } : m));
   return { ...s, messages, images: [] };
 }
 
@@ -143,7 +149,7 @@ export function firstTurns(s: Sample, k: number): Sample {
     if (m.role === 'user' && ++users > k) break;
     messages.push(m);
   }
-  const calls = (ms: readonly ConvMessage[]) => ms.some((m) => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>'));
+  const calls = (ms: readonly ConvMessage[]) => ms.some(isToolCall);
   const { tools, ...rest } = s;
   return tools && (calls(messages) || !calls(s.messages)) ? { ...rest, messages, tools } : { ...rest, messages };
 }
@@ -168,18 +174,16 @@ export function singleTurns(s: Sample): Sample[] {
     else lead.push(m);
   }
   const meta = s.record.tasks as { followUp?: boolean }[] | undefined;
-  const isCall = (m: ConvMessage) => m.role === 'assistant' && typeof m.content === 'string' && m.content.includes('<tool_call>');
   const imageParts = turns[0]?.[0] && Array.isArray(turns[0][0].content) ? turns[0][0].content.filter((p) => p.type === 'image') : [];
+  const { tools, ...base } = s;
   const out: Sample[] = [];
   turns.forEach((t, k) => {
     if (k > 0 && (!meta || meta[k]?.followUp !== false)) return;
     const [q, ...rest] = t;
-    const text = typeof q!.content === 'string' || q!.content === null ? q!.content ?? '' : q!.content.filter((p) => p.type === 'text').map((p) => (p as { text: string }).text).join('');
-    const user: ConvMessage = k === 0 ? q! : { role: 'user', content: [...imageParts, { type: 'text', text }] };
-    const { tools, ...base } = s;
+    const user: ConvMessage = k === 0 ? q! : { role: 'user', content: [...imageParts, { type: 'text', text: textOf(q!.content) }] };
     const record = { ...s.record, tasks: meta ? [meta[k]] : undefined };
     const sample = { ...base, id: `${s.id}#${k}`, messages: [...lead, user, ...rest], record };
-    out.push(tools && rest.some(isCall) ? { ...sample, tools } : sample);
+    out.push(tools && rest.some(isToolCall) ? { ...sample, tools } : sample);
   });
   return out;
 }

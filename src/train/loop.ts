@@ -166,14 +166,20 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const secondsBefore = state.seconds;
   const runStart = performance.now();
   let loaded: LoadedCheckpoint | null = ckpt;
-  // after the last stage the (merged) model is all there is to restore: an appended stage starts fresh
-  if (ckpt && (appended || ckpt.state.stage >= config.stages.length)) {
+  // a checkpoint at a stage boundary (step 0 of a stage, or after the last) holds only the (merged) model: the stage
+  // starts as it would have — seeded heads and adapters, a fresh optimiser, data position 0
+  if (ckpt && ckpt.state.stageStep === 0) {
     ckpt.loadModel(vlm.namedParameters());
     loaded = null;
   }
 
   for (let si = state.stage; si < config.stages.length; si++) {
     const st = config.stages[si]!;
+    if (state.stageStep === 0 && opts.maxSteps !== undefined && state.step >= opts.maxSteps) {
+      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+      progress.stop();
+      return { state, vlm, tokenizer, outputs: null };
+    }
     // what this stage trains: everything else frozen
     vlm.setTrainable(false);
     const groups = stageGroups(st);
@@ -208,11 +214,6 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
       : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
-    if (loaded && loaded.state.stage === si && loaded.state.stageStep === 0) {
-      // a stage-boundary checkpoint: the stage starts as it would have (seeded heads, fresh optimiser, position 0)
-      loaded.loadModel(vlm.namedParameters());
-      loaded = null;
-    }
     if (loaded && loaded.state.stage === si) {
       // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position
       loaded.loadModel(vlm.namedParameters());

@@ -69,6 +69,13 @@ test('model and tokenizer sources', () => {
   fails({ ...base(), eval: { every: 5 }, data: { train: 'd' } }, /eval\.every: evaluation needs data\.val/);
 });
 
+/** A config of one instruct stage training all three groups, with these extra stage options. */
+const instruct = (extra: Record<string, unknown>) => {
+  const c = base();
+  c.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, ...extra } as never];
+  return c;
+};
+
 test('dense supervision only where the stage trains the vision tower', () => {
   const ok = base();
   ok.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, dense: 0.5 } as never];
@@ -82,14 +89,9 @@ test('dense supervision only where the stage trains the vision tower', () => {
 });
 
 test('denseScene and denseObjectWeight are part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
-  const tower = (extra: Record<string, unknown>) => {
-    const c = base();
-    c.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-4, projector: 1e-3, lm: 1e-3 }, ...extra } as never];
-    return c;
-  };
   for (const [k, v, why] of [['denseScene', 0.2, 'the scene summary'], ['denseObjectWeight', 5, 'the object weight']] as const) {
-    assert.equal(parseTrainConfig(tower({ dense: 0.5, [k]: v }), '/base').stages[0]![k], v);
-    fails(tower({ [k]: v }), new RegExp(`stages\\[0\\]\\.${k}: ${why} is part of the dense loss`));
+    assert.equal(parseTrainConfig(instruct({ dense: 0.5, [k]: v }), '/base').stages[0]![k], v);
+    fails(instruct({ [k]: v }), new RegExp(`stages\\[0\\]\\.${k}: ${why} is part of the dense loss`));
     assert.ok(!(k in parseTrainConfig(base(), '/base').stages[0]!));
   }
 });
@@ -110,13 +112,8 @@ test('attend: instruct stages only, a layer of the LM, absent unless given (old 
 });
 
 test('singleTurns: not on the vision stage, not with turns, absent unless given (old checkpoints keep their config key)', () => {
-  const stage = (extra: Record<string, unknown>) => {
-    const c = base();
-    c.stages = [{ name: 'instruct', steps: 10, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 }, ...extra } as never];
-    return c;
-  };
-  assert.equal(parseTrainConfig(stage({ singleTurns: true }), '/base').stages[0]!.singleTurns, true);
-  fails(stage({ singleTurns: true, turns: 1 }), /stages\[0\]\.singleTurns: single-question samples already keep one turn each/);
+  assert.equal(parseTrainConfig(instruct({ singleTurns: true }), '/base').stages[0]!.singleTurns, true);
+  fails(instruct({ singleTurns: true, turns: 1 }), /stages\[0\]\.singleTurns: single-question samples already keep one turn each/);
   const vision = base();
   vision.stages = [{ name: 'vision', steps: 10, batchSize: 4, lr: { vision: 1e-3 }, singleTurns: true } as never];
   fails(vision, /stages\[0\]\.singleTurns: the vision stage trains on captions/);

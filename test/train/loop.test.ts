@@ -117,6 +117,12 @@ test('resume: from a stage boundary the stages still to come may change, as if t
   await assert.rejects(train(a, { progress: false, write: (writes = 0, dies) }), /killed/);
   const again = await train(a, { progress: false, resume: true });
   assert.deepEqual(losses(again), losses(same));
+  // the stage after the boundary may add LoRA adapters (the boundary holds the merged model; adapters are seeded)
+  const lora = { ...s2, lr: { projector: 1e-3, lora: 3e-3 }, lora: { rank: 2, alpha: 4 } };
+  const fullLora = await train(tinyConfig(data, { stages: [s1, lora] }), { progress: false });
+  await assert.rejects(train(a, { progress: false, write: (writes = 0, dies) }), /killed/);
+  const withLora = await train(at([s1, lora]), { progress: false, resume: true });
+  assert.deepEqual(losses(withLora), losses(fullLora));
 });
 
 test('atomic checkpoint: a crash mid-write leaves the previous checkpoint readable', async () => {
