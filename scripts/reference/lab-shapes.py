@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 A = dict(data='/tmp/lab1', tasks=None, steps=600, bs=32, lr=2e-3, lrProj=2e-3, warmup=30, seed=1, evalEvery=100, layers=4,
-         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0, scale=0, qfirst=False, imEnd=5)
+         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0, scale=0, qfirst=False, imEnd=5, turnWeight=0.0)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(json.dumps(A), flush=True)
 torch.manual_seed(A['seed'])
@@ -110,7 +110,21 @@ def collate(samples):
         learn = torch.tensor(x['learn'], dtype=torch.bool)
         tgt[b, :L - 1] = torch.where(learn[1:], t[1:], torch.tensor(-100))
         img += x['img']
-    return ids, isimg, tgt, torch.tensor(img)
+    # per-answer weights: each target token weighs 1/len(its answer)^turnWeight (0: every token alike)
+    w = torch.zeros(len(samples), T)
+    for b in range(len(samples)):
+        m = (tgt[b] >= 0).tolist()
+        i = 0
+        while i < T:
+            if m[i]:
+                j = i
+                while j < T and m[j]:
+                    j += 1
+                w[b, i:j] = 1.0 / (j - i) ** A['turnWeight']
+                i = j
+            else:
+                i += 1
+    return ids, isimg, tgt, torch.tensor(img), w / w.sum()
 
 
 class RMSNorm(torch.nn.Module):
@@ -216,7 +230,7 @@ def evaluate(step, t0):
     with torch.no_grad():
         for i in range(0, len(SV), 64):
             ch = SV[i:i + 64]
-            ids, isimg, tgt, img = collate(ch)
+            ids, isimg, tgt, img, _ = collate(ch)
             logits, _ = model(ids, isimg, FV[img], BV[img] if A['words'] or A['align'] or A['oracle'] else None)
             lt += F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1)).item()
             other = torch.cat([img[1:], img[:1]])
@@ -250,11 +264,11 @@ for step in range(1, A['steps'] + 1):
         order, at = rng.permutation(len(ST)), 0
     batch = [ST[j] for j in order[at:at + A['bs']]]
     at += A['bs']
-    ids, isimg, tgt, img = collate(batch)
+    ids, isimg, tgt, img, wt = collate(batch)
     for g, pg in zip(groups, opt.param_groups):
         pg['lr'] = lr_at(step, g['base'])
     logits, aux = model(ids, isimg, FT[img], BT[img] if A['words'] or A['align'] or A['oracle'] else None)
-    loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+    loss = (F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction='none') * wt.reshape(-1)).sum()
     total = loss + A['align'] * aux if aux is not None else loss
     opt.zero_grad()
     total.backward()

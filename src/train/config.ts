@@ -113,6 +113,9 @@ const Stage = z.object({
   /** weight of word alignment (./wordalign.ts): image tokens that cover an object point at the LM's embeddings of
    *  its words; needs scene metadata and a stage that trains the projector */
   wordAlign: z.number().min(0).optional(),
+  /** how the next-token loss weighs answers: each scored token counts 1/len(its answer)^answerWeight, so 0 (the
+   *  default) weighs every token alike and 1 every answer alike (a one-word colour as much as a caption) */
+  answerWeight: z.number().min(0).max(1).optional(),
   /** curriculum: train only on dialogues whose scene holds at most this many objects (needs scene metadata) */
   maxObjects: pos().optional(),
   /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans

@@ -303,6 +303,8 @@ export interface Batch {
   /** positions (b·T + t) whose next token is scored, and those next tokens */
   readonly scored: Int32Array;
   readonly targets: Int32Array;
+  /** per scored position, the length of the answer it belongs to (its run of consecutive scored positions) */
+  readonly answerLen: Int32Array;
   /** image files in embedding order */
   readonly images: readonly string[];
   /** real (non-pad) tokens */
@@ -339,5 +341,12 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
       }
     }
   });
-  return { B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), images, tokens };
+  const answerLen = new Int32Array(scored.length);
+  for (let i = 0; i < scored.length;) {
+    let j = i + 1;
+    while (j < scored.length && scored[j] === scored[j - 1]! + 1) j++;
+    answerLen.fill(j - i, i, j);
+    i = j;
+  }
+  return { B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, images, tokens };
 }

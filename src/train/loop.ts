@@ -260,7 +260,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const wordIds = (w: string): number[] => spelt.get(w) ?? spelt.set(w, tokenizer.encode(w, { addBos: false, parseSpecial: false })).get(w)!;
     const words = (files: readonly string[]): WordAlignAux | null => (st.wordAlign ?? 0) > 0 && files.length
       ? { targets: wordAlignTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), gridN, wordIds), weight: st.wordAlign! } : null;
-    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend, words(b.batch.images));
+    const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend, words(b.batch.images),
+      st.answerWeight ?? 0);
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
       const batch = collate(ids.map((i) => data!.train[i]!), N);
       return { batch, px: batch.images.length ? await images.batch(batch.images) : null, attend: attend(ids, batch) };
@@ -380,11 +381,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 /**
  * Mean next-token loss of a right-padded batch. Text embeddings (B·T, D) and image embeddings
  * (images·N, D) are stacked and one gather puts every image embedding at its slot; only scored
- * positions reach the output projection.
+ * positions reach the output projection. `answerWeight` p weighs each scored token by 1/len(its answer)^p.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   aux: DenseAux | null = null,
-  att: readonly AttendAux[] = [], words: WordAlignAux | null = null): Tensor {
+  att: readonly AttendAux[] = [], words: WordAlignAux | null = null, answerWeight = 0): Tensor {
   let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
@@ -395,7 +396,8 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
     for (const a of att) if (a.layer === layer) terms.push(scale(attendLoss(q, k, a.head, a.targets), a.weight));
   } : null;
   const img = feats ? vlm.mm.forward(feats) : null;
-  let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets);
+  const w = answerWeight > 0 ? Float32Array.from(b.answerLen, (n) => n ** -answerWeight) : null;
+  let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets, -100, w);
   if (img && words && words.targets.rows.length) l = add(l, scale(wordAlignLoss(img, vlm.lm.token_embd.weight, words.targets), words.weight));
   if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
   for (const t of terms) l = add(l, t);

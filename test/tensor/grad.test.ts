@@ -72,6 +72,16 @@ describe('gradients: reductions and nn ops', () => {
   test('crossEntropy with ignore-index', () => {
     gradcheck((a) => T.crossEntropy(a!, [1, -100, 4, 0]), [rnd([4, 6], 72)]);
   });
+  test('crossEntropy with per-row weights: the weighted mean over rows not ignored', () => {
+    const w = Float32Array.from([0.5, 9, 2, 0.25]); // row 1 is ignored: its weight must not count
+    gradcheck((a) => T.crossEntropy(a!, [1, -100, 4, 0], -100, w), [rnd([4, 6], 73)]);
+    const x = rnd([4, 6], 74);
+    const rows = [0, 2, 3].map((r) => T.crossEntropy(T.Tensor.from(x.data.slice(r * 6, r * 6 + 6), [1, 6]), [[1, -100, 4, 0][r]!]).item());
+    const want = (0.5 * rows[0]! + 2 * rows[1]! + 0.25 * rows[2]!) / 2.75;
+    assert.ok(Math.abs(T.crossEntropy(x, [1, -100, 4, 0], -100, w).item() - want) < 1e-5);
+    assert.throws(() => T.crossEntropy(x, [1, 2, 3, 0], -100, Float32Array.from([1, 1, -1, 1])), /weight -1 of row 2/);
+    assert.throws(() => T.crossEntropy(x, [1, 2, 3, 0], -100, Float32Array.from([1, 1])), /2 weights for 4 rows/);
+  });
   test('layerNorm and rmsNorm', () => {
     gradcheck((x, w, b) => T.layerNorm(x!, w!, b!, 1e-5), [rnd([3, 8], 80), rnd([8], 81), rnd([8], 82)]);
     gradcheck((x) => T.layerNorm(x!, null, null), [rnd([2, 5], 83)]);

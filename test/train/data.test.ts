@@ -127,6 +127,11 @@ test('collate: right padding, targets shifted by one, image rows after the text 
     assert.equal(enc[s]!.learn[t + 1], 1);
   }
   assert.equal(b.scored.length, enc[0]!.learn.reduce((x, y) => x + y, 0) + enc[1]!.learn.reduce((x, y) => x + y, 0));
+  // each scored position knows the length of its answer: 'red<|im_end|>' is one answer of its tokens
+  const ans0 = enc[0]!.learn.reduce((x, y) => x + y, 0);
+  assert.ok(ans0 >= 2);
+  assert.deepEqual([...b.answerLen.slice(0, ans0)], Array(ans0).fill(ans0));
+  assert.equal(b.answerLen.length, b.scored.length);
   // image slots of sample 1 point at image 1's rows
   const s1 = enc[1]!.imageStarts[0]!;
   assert.deepEqual([...b.rows.slice(T + s1, T + s1 + 4)], [2 * T + 4, 2 * T + 5, 2 * T + 6, 2 * T + 7]);

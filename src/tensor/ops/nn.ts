@@ -51,30 +51,43 @@ function view(t: Tensor): Float32Array {
 
 /**
  * Mean cross-entropy of logits (..., V) against integer targets (one per row); rows whose target is
- * `ignoreIndex` are excluded from the loss and the mean.
+ * `ignoreIndex` are excluded from the loss and the mean. With `weights` (one per row) it is the weighted
+ * mean Σ w·loss / Σ w over the rows not ignored.
  */
-export function crossEntropy(logits: Tensor, targets: Int32Array | readonly number[], ignoreIndex = -100): Tensor {
+export function crossEntropy(logits: Tensor, targets: Int32Array | readonly number[], ignoreIndex = -100,
+  weights: Float32Array | null = null): Tensor {
   const xc = contiguous(logits);
   const [rows, cols] = rowsCols(xc);
   const tg = targets instanceof Int32Array ? targets : Int32Array.from(targets);
   if (tg.length !== rows) throw new ShapeError(`crossEntropy: ${tg.length} targets for ${rows} rows`);
+  if (weights && weights.length !== rows) throw new ShapeError(`crossEntropy: ${weights.length} weights for ${rows} rows`);
   let count = 0;
-  for (const t of tg) {
+  for (let r = 0; r < rows; r++) {
+    const t = tg[r]!;
     if (t === ignoreIndex) continue;
     if (t < 0 || t >= cols) throw new ShapeError(`crossEntropy: target ${t} outside [0, ${cols})`);
-    count++;
+    const w = weights ? weights[r]! : 1;
+    if (!(w >= 0) || !Number.isFinite(w)) throw new ShapeError(`crossEntropy: weight ${w} of row ${r} is not a finite number ≥ 0`);
+    count += w;
   }
   const loss = new Float32Array(rows);
   const needGrad = xc.requiresGrad;
   const dlogits = needGrad ? Tensor.empty(xc.shape) : null;
   backendFor('crossEntropy', ['f32']).crossEntropy(rows, cols, xc.data, xc.offset, tg, ignoreIndex, loss, dlogits ? dlogits.data : null);
   let total = 0;
-  for (let r = 0; r < rows; r++) total += loss[r]!;
+  for (let r = 0; r < rows; r++) total += weights && tg[r] !== ignoreIndex ? weights[r]! * loss[r]! : loss[r]!;
   const out = Tensor.scalar(count ? total / count : 0);
   return record(out, 'cross_entropy', [xc], (g) => {
-    const s = g.item() / Math.max(count, 1);
+    const s = count ? g.item() / count : 0;
     const dx = Tensor.empty(xc.shape);
     backendFor('affine', ['f32']).affine(dx.size, dlogits!.data, 0, s, 0, dx.data);
+    if (weights) {
+      for (let r = 0; r < rows; r++) {
+        if (tg[r] === ignoreIndex) continue;
+        const w = weights[r]!;
+        for (let c = r * cols, e = c + cols; c < e; c++) dx.data[c]! *= w;
+      }
+    }
     return [dx];
   });
 }
