@@ -39,12 +39,22 @@ export const IMAGE_PLACEHOLDER = '<image>';
 /**
  * vista's default template (ChatML): `<|im_start|>{role}\n{content}<|im_end|>\n` per message, image parts
  * as `<image>`, and `<|im_start|>assistant\n` as the generation prompt. With `tools`, a system turn listing
- * them as JSON comes first; an assistant's tool calls are written as
+ * them comes first, one line each as a signature `name(x: integer, y: integer) - description` (a third of the
+ * tokens of their JSON, which a small model trained on it pays for in every sample; parameter descriptions, nesting
+ * and `required` are left out); an assistant's tool calls are written as
  * `<tool_call>{"name": …, "arguments": {…}}</tool_call>` (the form vista's models are trained to emit).
  */
 export const DEFAULT_CHAT_TEMPLATE =
   "{%- if tools -%}" +
-  "{{ '<|im_start|>system\\nYou can call these tools:\\n' }}{{ tools | tojson }}{{ '<|im_end|>\\n' }}" +
+  "{{ '<|im_start|>system\\nYou can call these tools:\\n' }}" +
+  '{%- for t in tools -%}{%- set f = t.function if t.function else t -%}' +
+  "{{ f.name + '(' }}" +
+  '{%- if f.parameters and f.parameters.properties -%}{%- for k, v in f.parameters.properties.items() -%}' +
+  "{{ k }}{%- if v.type -%}{{ ': ' + v.type }}{%- endif -%}{%- if not loop.last -%}{{ ', ' }}{%- endif -%}" +
+  '{%- endfor -%}{%- endif -%}' +
+  "{{ ')' }}{%- if f.description -%}{{ ' - ' + f.description }}{%- endif -%}{{ '\\n' }}" +
+  '{%- endfor -%}' +
+  "{{ '<|im_end|>\\n' }}" +
   '{%- endif -%}' +
   '{%- for message in messages -%}' +
   "{{ '<|im_start|>' + message.role + '\\n' }}" +

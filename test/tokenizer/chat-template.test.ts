@@ -27,6 +27,19 @@ describe('chat templates', () => {
     });
     assert.match(out, /^<\|im_start\|>system\nYou can call these tools:\n.*get_time.*<\|im_end\|>\n<\|im_start\|>user\nhi<\|im_end\|>\n$/s);
   });
+  it('tools are listed one signature per line, in either declaration form', () => {
+    const click = {
+      type: 'function',
+      function: {
+        name: 'click', description: 'Click a point.',
+        parameters: { type: 'object', properties: { x: { type: 'integer', description: '0-1000' }, y: { type: 'integer' } }, required: ['x', 'y'] },
+      },
+    };
+    const bare = { name: 'find', parameters: { type: 'object', properties: { q: {} } } };
+    const out = renderChatTemplate(DEFAULT_CHAT_TEMPLATE, [{ role: 'user', content: 'hi' }], { tools: [click, bare] });
+    assert.equal(out, '<|im_start|>system\nYou can call these tools:\nclick(x: integer, y: integer) - Click a point.\nfind(q)\n<|im_end|>\n' +
+      '<|im_start|>user\nhi<|im_end|>\n');
+  });
   it('renders HF templates with bos/eos tokens', () => {
     const llama2 =
       "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]{% else %} {{ m.content }}{{ eos_token }}{% endif %}{% endfor %}";
