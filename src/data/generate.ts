@@ -9,7 +9,8 @@
  *   metadata.jsonl         one scene per line: {id, image, split, ...Scene}
  *   captions.json          LLaVA samples for the alignment stage
  *   instruct.json          LLaVA samples (multi-turn dialogues, `tools` where `click` is declared)
- *   eval.jsonl             single-turn canonical items, one per task per image (for `vista eval`)
+ *   eval.jsonl             single-turn canonical items, one per task per image (probes; `vista eval` scores the
+ *                          last answer of each dialogue in instruct.json)
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
