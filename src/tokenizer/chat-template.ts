@@ -50,7 +50,8 @@ export const DEFAULT_CHAT_TEMPLATE =
   '{%- for t in tools -%}{%- set f = t.function if t.function else t -%}' +
   "{{ f.name + '(' }}" +
   '{%- if f.parameters and f.parameters.properties -%}{%- for k, v in f.parameters.properties.items() -%}' +
-  "{{ k }}{%- if v.type -%}{{ ': ' + v.type }}{%- endif -%}{%- if not loop.last -%}{{ ', ' }}{%- endif -%}" +
+  "{{ k }}{%- if v.type is string -%}{{ ': ' + v.type }}{%- elif v.type -%}{{ ': ' + (v.type | join('|')) }}{%- endif -%}" +
+  "{%- if not loop.last -%}{{ ', ' }}{%- endif -%}" +
   '{%- endfor -%}{%- endif -%}' +
   "{{ ')' }}{%- if f.description -%}{{ ' - ' + f.description }}{%- endif -%}{{ '\\n' }}" +
   '{%- endfor -%}' +

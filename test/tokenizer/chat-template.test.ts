@@ -35,9 +35,9 @@ describe('chat templates', () => {
         parameters: { type: 'object', properties: { x: { type: 'integer', description: '0-1000' }, y: { type: 'integer' } }, required: ['x', 'y'] },
       },
     };
-    const bare = { name: 'find', parameters: { type: 'object', properties: { q: {} } } };
+    const bare = { name: 'find', parameters: { type: 'object', properties: { q: {}, n: { type: ['integer', 'null'] } } } };
     const out = renderChatTemplate(DEFAULT_CHAT_TEMPLATE, [{ role: 'user', content: 'hi' }], { tools: [click, bare] });
-    assert.equal(out, '<|im_start|>system\nYou can call these tools:\nclick(x: integer, y: integer) - Click a point.\nfind(q)\n<|im_end|>\n' +
+    assert.equal(out, '<|im_start|>system\nYou can call these tools:\nclick(x: integer, y: integer) - Click a point.\nfind(q, n: integer|null)\n<|im_end|>\n' +
       '<|im_start|>user\nhi<|im_end|>\n');
   });
   it('renders HF templates with bos/eos tokens', () => {
