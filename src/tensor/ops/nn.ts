@@ -80,12 +80,13 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
   return record(out, 'cross_entropy', [xc], (g) => {
     const s = count ? g.item() / count : 0;
     const dx = Tensor.empty(xc.shape);
-    backendFor('affine', ['f32']).affine(dx.size, dlogits!.data, 0, s, 0, dx.data);
-    if (weights) {
+    if (!weights) backendFor('affine', ['f32']).affine(dx.size, dlogits!.data, 0, s, 0, dx.data);
+    else {
+      // one pass: each row's gradient scaled by s·w (an ignored row's gradient is zero either way)
+      const d = dlogits!.data;
       for (let r = 0; r < rows; r++) {
-        if (tg[r] === ignoreIndex) continue;
-        const w = weights[r]!;
-        for (let c = r * cols, e = c + cols; c < e; c++) dx.data[c]! *= w;
+        const f = tg[r] === ignoreIndex ? 0 : s * weights[r]!;
+        for (let c = r * cols, e = c + cols; c < e; c++) dx.data[c] = d[c]! * f;
       }
     }
     return [dx];
