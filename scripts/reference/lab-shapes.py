@@ -17,6 +17,7 @@ options: data, tasks (first-question tasks to keep; default all), steps, bs, lr,
   src/train/wordalign.ts), oracle (the projector reads, instead of the tower's features, each token's multi-hot of
   its object's words: a perfect tower), nTrain, maxLen (drop longer samples, e.g. those declaring tools), scale (another
   pixel-shuffle factor than the export's, e.g. 3: 16 image tokens instead of 36; not with words/align/oracle).
+  digitIds (the token ids of 0–9: also report, per task, the share of leading digits of numbers predicted right).
 prints per eval: step, seconds, val answer loss, image gap (loss with another sample's image minus with its own),
 and per task the share of answers exactly right under teacher forcing.
 """
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 A = dict(data='/tmp/lab1', tasks=None, steps=600, bs=32, lr=2e-3, lrProj=2e-3, warmup=30, seed=1, evalEvery=100, layers=4,
-         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0, scale=0, qfirst=False, imEnd=5, turnWeight=0.0)
+         heads=8, kv=4, E=256, ff=704, words=0.0, align=0.0, oracle=False, nTrain=0, threads=2, maxLen=0, scale=0, qfirst=False, imEnd=5, turnWeight=0.0, digitIds=None)
 A.update(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
 print(json.dumps(A), flush=True)
 torch.manual_seed(A['seed'])
@@ -225,6 +226,7 @@ def lr_at(step, base):
 def evaluate(step, t0):
     model.eval()
     right, n = {}, {}
+    digits = set(A['digitIds'] or [])
     lt = lo = 0.0
     nb = 0
     with torch.no_grad():
@@ -245,6 +247,10 @@ def evaluate(step, t0):
                         runs.append(True)
                     if pred[b, p_] != tgt[b, p_]:
                         runs[-1] = False
+                    if digits and int(tgt[b, p_]) in digits and int(ids[b, p_]) not in digits:  # leading digit of a number
+                        k = (x['tasks'][len(runs) - 1] if len(runs) - 1 < len(x['tasks']) else '?') + ':lead'
+                        right[k] = right.get(k, 0) + int(pred[b, p_] == tgt[b, p_])
+                        n[k] = n.get(k, 0) + 1
                     prev = p_
                 for t, ok in enumerate(runs):
                     task = x['tasks'][t] if t < len(x['tasks']) else '?'
