@@ -1,7 +1,9 @@
 /**
  * The training config: one JSON file, validated with zod into a readonly typed object. Model keys keep the
  * GGUF spelling (`embedding_length`, `attention.head_count`, …) so a config reads like the file it makes.
- * Relative paths are resolved against the config file's directory.
+ * Relative paths are resolved against the config file's directory. To fine-tune, `init` starts from a GGUF pair
+ * (`{ "model", "mmproj" }`) or a training checkpoint (`{ "checkpoint" }`); leave `tokenizer` out to keep init's
+ * (a configured tokenizer must equal it: init's embeddings are indexed by its ids).
  *
  * @example
  * {
@@ -203,7 +205,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
   };
   if (!c.model && !c.init) bad('model', 'give a model config or an init (GGUF pair or checkpoint) to start from');
   if (c.model && c.init && 'model' in c.init) bad('init', 'give either a model config or an init GGUF pair, not both');
-  if (!c.tokenizer && !(c.init && 'model' in c.init)) bad('tokenizer', 'needed unless init gives a GGUF model (train: {vocabSize} or gguf: path)');
+  if (!c.tokenizer && !c.init) bad('tokenizer', 'needed unless an init (GGUF pair or checkpoint) brings its own (train: {vocabSize} or gguf: path)');
   if (c.model) {
     const v = c.model.vision;
     if (v.image_size % v.patch_size) bad('model.vision.image_size', `${v.image_size} is not a multiple of patch_size ${v.patch_size}`);

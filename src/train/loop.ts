@@ -452,20 +452,35 @@ function captionPairs(samples: readonly Sample[], tok: Tokenizer): { image: stri
   });
 }
 
-/** The tokenizer's GGUF metadata: trained on the rendered training conversations, or taken from a GGUF. */
+/**
+ * The tokenizer's GGUF metadata: trained on the rendered training conversations, taken from a GGUF, or, when the
+ * config names none, the init's (a GGUF model or a checkpoint). An init's embeddings are indexed by its own
+ * tokenizer's ids, so a configured tokenizer that differs from the init's is an error, not a silent remapping.
+ */
 async function tokenizerMetadata(config: TrainConfig, samples: readonly Sample[]): Promise<Record<string, GGUFValue>> {
+  const ggufTokenizer = async (file: string) => Object.fromEntries(Object.entries(readGGUF(await readFileChecked(file)).metadata)
+    .filter(([k]) => k.startsWith('tokenizer.'))) as Record<string, GGUFValue>;
+  const init = config.init;
+  const fromInit = !init ? null
+    : 'model' in init ? { meta: await ggufTokenizer(init.model), file: init.model }
+      : { meta: (await readCheckpoint(init.checkpoint)).state.tokenizer as Record<string, GGUFValue>, file: init.checkpoint };
   const t = config.tokenizer;
+  let meta: Record<string, GGUFValue>;
   if (t && 'train' in t) {
     const texts = samples.map((s) => renderChatTemplate(DEFAULT_CHAT_TEMPLATE, s.messages as ChatMessage[], { tools: s.tools }));
-    return trainBPE(texts, { vocabSize: t.train.vocabSize, pre: 'smollm', specialTokens: VISTA_SPECIAL_TOKENS }) as Record<string, GGUFValue>;
-  }
-  const file = t && 'gguf' in t ? t.gguf : config.init && 'model' in config.init ? config.init.model : null;
-  if (!file) {
-    if (config.init && 'checkpoint' in config.init) return (await readCheckpoint(config.init.checkpoint)).state.tokenizer as Record<string, GGUFValue>;
-    throw new ConfigError('training config: tokenizer: no source');
-  }
-  const f = readGGUF(await readFileChecked(file));
-  return Object.fromEntries(Object.entries(f.metadata).filter(([k]) => k.startsWith('tokenizer.')));
+    meta = trainBPE(texts, { vocabSize: t.train.vocabSize, pre: 'smollm', specialTokens: VISTA_SPECIAL_TOKENS }) as Record<string, GGUFValue>;
+  } else if (t && 'gguf' in t) meta = await ggufTokenizer(t.gguf);
+  else if (fromInit) return fromInit.meta;
+  else throw new ConfigError('training config: tokenizer: no source');
+  if (fromInit && !sameTokens(meta, fromInit.meta))
+    throw new ConfigError(`training config: tokenizer: differs from the tokenizer of init ${fromInit.file}, whose embeddings are indexed by its own ids; leave 'tokenizer' out to use init's`);
+  return meta;
+}
+
+/** Whether two tokenizers' metadata list the same tokens in the same order. */
+function sameTokens(a: Record<string, GGUFValue>, b: Record<string, GGUFValue>): boolean {
+  const ta = a['tokenizer.ggml.tokens'], tb = b['tokenizer.ggml.tokens'];
+  return Array.isArray(ta) && Array.isArray(tb) && ta.length === tb.length && ta.every((v, i) => v === tb[i]);
 }
 
 /** A fresh model from the config, or one started from a GGUF pair / a finished checkpoint (all f32, trainable). */

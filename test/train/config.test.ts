@@ -63,7 +63,9 @@ test('model and tokenizer sources', () => {
   const { model: _m, ...noModel } = base();
   fails(noModel, /^training config: model: give a model config or an init/);
   const { tokenizer: _t, ...noTok } = base();
-  fails(noTok, /tokenizer: needed unless init gives a GGUF model/);
+  fails(noTok, /tokenizer: needed unless an init \(GGUF pair or checkpoint\) brings its own/);
+  assert.deepEqual(parseTrainConfig({ ...noTok, init: { checkpoint: 'run/ckpt/checkpoint.safetensors' } }, '/x').init,
+    { checkpoint: '/x/run/ckpt/checkpoint.safetensors' });
   const c = parseTrainConfig({ ...noModel, init: { model: 'a.gguf', mmproj: 'b.gguf' }, tokenizer: undefined }, '/x');
   assert.deepEqual(c.init, { model: '/x/a.gguf', mmproj: '/x/b.gguf' });
   fails({ ...base(), eval: { every: 5 }, data: { train: 'd' } }, /eval\.every: evaluation needs data\.val/);

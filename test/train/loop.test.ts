@@ -291,3 +291,19 @@ test('wordAlign: the loss term joins the instruct objective (a different run), a
   assert.throws(() => tinyConfig(root, { stages: [{ name: 'lm', steps: 2, batchSize: 4, lr: { lm: 1e-3 }, wordAlign: 1 }] }), /stages\[0\]\.wordAlign/);
   rmSync(root, { recursive: true, force: true });
 });
+
+test('init from a checkpoint: its tokenizer is used when the config names none; a different configured tokenizer is refused', async () => {
+  const data = await squaresDataset();
+  const s = { name: 'instruct', steps: 2, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1 };
+  const firstConfig = tinyConfig(data, { stages: [s] });
+  const first = await train(firstConfig, { progress: false });
+  const init = { checkpoint: path.join(firstConfig.checkpoint.dir, CHECKPOINT_FILE) };
+  const tokens = (t: typeof first.tokenizer) => Array.from({ length: t.vocabSize }, (_, i) => t.tokenText(i));
+  const own = await train(tinyConfig(data, { stages: [s], init, tokenizer: undefined }), { progress: false, maxSteps: 0 });
+  assert.deepEqual(tokens(own.tokenizer), tokens(first.tokenizer));
+  for (const [k, t] of first.vlm.namedParameters()) assert.deepEqual(own.vlm.namedParameters().get(k)!.toArray(), t.toArray(), k);
+  // the same training data and vocabulary size train the same tokenizer: accepted
+  await train(tinyConfig(data, { stages: [s], init }), { progress: false, maxSteps: 0 });
+  await assert.rejects(train(tinyConfig(data, { stages: [s], init, tokenizer: { train: { vocabSize: 300 } } }), { progress: false, maxSteps: 0 }),
+    /tokenizer: differs from the tokenizer of init .*checkpoint\.safetensors/);
+});
