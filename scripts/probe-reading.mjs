@@ -3,7 +3,8 @@
 // The vision tower of a finished checkpoint is frozen and its patch features are computed once (cached in the
 // OS temp dir), so a step costs only the projector + LM. Every `evalEvery` steps it prints, on val dialogues:
 // the answer loss, the image gap (answer loss with another sample's image minus with the true one: 0 = the LM
-// ignores the image) and per task the share of answer turns predicted exactly under teacher forcing.
+// ignores the image) and per task the share of answer turns predicted exactly under teacher forcing, and
+// (`task:lead`) the share of numbers whose leading digit is predicted right (for ground and click: where it is).
 //
 // usage (after npm run build): node scripts/probe-reading.mjs '{"steps":300,"bs":32,"lrLm":3e-3}'
 // options (JSON, all optional):
@@ -71,6 +72,8 @@ console.log(JSON.stringify(A));
 const ck = await readCheckpoint(A.ckpt);
 const cfg = await loadTrainConfig(A.config);
 const tok = Tokenizer.fromGGUFMetadata(ck.state.tokenizer);
+/** token ids of the ten digits (the smollm pre-tokenizer splits numbers into single digits) */
+const DIGITS = new Set(Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => /^[0-9]$/.test(tok.tokenText(i))));
 const vc = vlmConfigOf(cfg, tok.vocabSize);
 const tower = new Llava(vc, 0);
 ck.loadModel(tower.namedParameters());
@@ -268,6 +271,12 @@ function evaluate(step) {
         for (let prev = -2; k < b.scored.length && Math.floor(b.scored[k] / b.T) === bi; prev = b.scored[k++]) {
           if (b.scored[k] !== prev + 1) ok.push(true);
           if (pred[k] !== b.targets[k]) ok[ok.length - 1] = false;
+          // the leading digit of a number (a coordinate, a count): the target is a digit, the token before it not
+          if (DIGITS.has(b.targets[k]) && !DIGITS.has(b.ids[b.scored[k]])) {
+            const key = `${tasks[ok.length - 1] ?? '?'}:lead`;
+            right[key] = (right[key] ?? 0) + (pred[k] === b.targets[k] ? 1 : 0);
+            n[key] = (n[key] ?? 0) + 1;
+          }
         }
         ok.forEach((o, t) => {
           const task = tasks[t] ?? '?';
