@@ -6,7 +6,10 @@
 //     the Pearson correlation of its click points with the true ones, the share inside, the ground IoU; for all
 //     scenes and for one-object scenes (where the LM need not pick an object, only read where it is).
 // usage (after npm run build): node scripts/probe-position.mjs [LM.gguf] [MMPROJ.gguf] [DATA_DIR] [N_IMAGES=500] [N_DIALOGUES=200]
-import { readFileSync } from 'node:fs';
+// With VISTA_EXPORT=DIR it instead writes the image tokens of one-object scenes (up to 4 000 train, 500 val and 500
+// test) as DIR/one-{split}.f32 (scenes × N × D) with DIR/one-{split}.json (N, D and the scenes' boxes), for
+// scripts/reference/position-toy.py, and stops.
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { VisionLanguageModel } from '../dist/src/runtime/vlm.js';
 import { decodeImage } from '../dist/src/image/decode.js';
@@ -16,6 +19,27 @@ import { gradeAnswer, lastTask, loadSceneIndex } from '../dist/src/train/grading
 
 const [model = 'models/vista-shapes.gguf', mmproj = 'models/mmproj-vista-shapes.gguf', data = 'data/shapes', nImages = '500', nDialogues = '200'] = process.argv.slice(2);
 const vlm = await VisionLanguageModel.load({ model, mmproj });
+
+if (process.env.VISTA_EXPORT) {
+  for (const [split, limit] of [['train', 4000], ['val', 500], ['test', 500]]) {
+    const feats = [], boxes = [];
+    let shape = [0, 0];
+    for (const line of readFileSync(path.join(data, split, 'metadata.jsonl'), 'utf8').trim().split('\n')) {
+      const scene = JSON.parse(line);
+      if (scene.objects.length !== 1) continue;
+      const t = vlm.encodeImages([await decodeImage(path.join(data, split, scene.image))]);
+      shape = t.shape.slice(-2);
+      feats.push(Buffer.from(Float32Array.from(t.data).buffer));
+      boxes.push(scene.objects.map((o) => o.box1000));
+      t.dispose();
+      if (boxes.length >= limit) break;
+    }
+    writeFileSync(path.join(process.env.VISTA_EXPORT, `one-${split}.f32`), Buffer.concat(feats));
+    writeFileSync(path.join(process.env.VISTA_EXPORT, `one-${split}.json`), JSON.stringify({ tokens: shape[0], width: shape[1], boxes }));
+    console.log(JSON.stringify({ split, scenes: boxes.length }));
+  }
+  process.exit(0);
+}
 
 /** (image token under each object's box centre, that centre) pairs of a split's first n scenes */
 async function tokenPairs(split, n) {

@@ -4,7 +4,8 @@
 // OS temp dir), so a step costs only the projector + LM. Every `evalEvery` steps it prints, on val dialogues:
 // the answer loss, the image gap (answer loss with another sample's image minus with the true one: 0 = the LM
 // ignores the image) and per task the share of answer turns predicted exactly under teacher forcing, and
-// (`task:lead`) the share of numbers whose leading digit is predicted right (for ground and click: where it is).
+// (`task:lead`) the share of numbers whose leading digit is predicted right (for ground and click: where it is;
+// `task:lead1` the same in one-object scenes only).
 //
 // usage (after npm run build): node scripts/probe-reading.mjs '{"steps":300,"bs":32,"lrLm":3e-3}'
 // options (JSON, all optional):
@@ -273,9 +274,12 @@ function evaluate(step) {
           if (pred[k] !== b.targets[k]) ok[ok.length - 1] = false;
           // the leading digit of a number (a coordinate, a count): the target is a digit, the token before it not
           if (DIGITS.has(b.targets[k]) && !DIGITS.has(b.ids[b.scored[k]])) {
-            const key = `${tasks[ok.length - 1] ?? '?'}:lead`;
-            right[key] = (right[key] ?? 0) + (pred[k] === b.targets[k] ? 1 : 0);
-            n[key] = (n[key] ?? 0) + 1;
+            const keys = [`${tasks[ok.length - 1] ?? '?'}:lead`];
+            if (valObjects.get(valS[i + bi].images[0]) === 1) keys.push(`${keys[0]}1`); // one-object scenes apart
+            for (const key of keys) {
+              right[key] = (right[key] ?? 0) + (pred[k] === b.targets[k] ? 1 : 0);
+              n[key] = (n[key] ?? 0) + 1;
+            }
           }
         }
         ok.forEach((o, t) => {
@@ -292,6 +296,7 @@ function evaluate(step) {
 }
 
 const nObj = new Map([...(await loadDenseIndex(A.train))].map(([f, o]) => [f, o.length]));
+const valObjects = new Map([...(await loadDenseIndex(A.val))].map(([f, o]) => [f, o.length]));
 /** curriculum [[untilStep, maxObjects], ...]: before untilStep, train only on scenes of at most maxObjects objects */
 const phases = (A.curriculum ?? []).map(([until, k]) => {
   const sub = trainE.map((e, i) => i).filter((i) => nObj.get(trainE[i].images[0]) <= k);
