@@ -35,10 +35,10 @@ def load(split):
     return x, y
 
 
-N, D = json.load(open(f"{A['data']}/one-train.json"))['tokens'], json.load(open(f"{A['data']}/one-train.json"))['width']
 Xt, Yt = load('train')
-Xv = np.concatenate([load('val')[0], load('test')[0]])
-Yv = np.concatenate([load('val')[1], load('test')[1]])
+N, D = Xt.shape[1:]
+(xa, ya), (xb, yb) = load('val'), load('test')
+Xv, Yv = np.concatenate([xa, xb]), np.concatenate([ya, yb])
 if A['mode'] == 'white':
     flat = Xt.reshape(-1, D)
     mu = flat.mean(0)

@@ -26,7 +26,7 @@ import { initBackend } from '../backend/index.ts';
 import { Llava } from '../models/llava.ts';
 import { VisionLanguageModel } from '../runtime/vlm.ts';
 import { loadVlmGGUF, llamaToGGUF, mmprojToGGUF } from '../runtime/gguf-vlm.ts';
-import { readGGUF, writeGGUF, type GGUFValue } from '../formats/gguf.ts';
+import { readGGUF, writeGGUF, type GGUFFile, type GGUFValue } from '../formats/gguf.ts';
 import { readFileChecked } from '../platform/fs.ts';
 import { Tokenizer, trainBPE, DEFAULT_SPECIAL_TOKENS } from '../tokenizer/index.ts';
 import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate, type ChatMessage } from '../tokenizer/chat-template.ts';
@@ -117,11 +117,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     ? await loadDenseIndex(config.data.train) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
-  const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat());
+  const init = await readInit(config);
+  const tokMeta = ckpt?.state.tokenizer ?? await tokenizerMetadata(config, [...trainFiles.values()].flat(), init);
   const tokenizer = Tokenizer.fromGGUFMetadata(tokMeta);
 
   // ---- model ---------------------------------------------------------------------------------
-  const vlm = await buildModel(config, tokenizer.vocabSize);
+  const vlm = buildModel(config, tokenizer.vocabSize, init);
   if (vlm.config.lm.vocab_size < tokenizer.vocabSize)
     throw new ConfigError(`model.lm.vocab_size ${vlm.config.lm.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
   const runtime = new VisionLanguageModel(vlm.lm, vlm, tokenizer, (tokMeta['tokenizer.chat_template'] as string | undefined) ?? DEFAULT_CHAT_TEMPLATE);
@@ -452,28 +453,42 @@ function captionPairs(samples: readonly Sample[], tok: Tokenizer): { image: stri
   });
 }
 
+/** The run's starting point, read once: a GGUF pair or a finished checkpoint, with its tokenizer's metadata. */
+type InitSource = { file: string; tokenizer: Record<string, GGUFValue> }
+  & ({ model: GGUFFile; mmproj: GGUFFile } | { checkpoint: LoadedCheckpoint });
+
+async function readInit(config: TrainConfig): Promise<InitSource | null> {
+  const init = config.init;
+  if (!init) return null;
+  if ('checkpoint' in init) {
+    const checkpoint = await readCheckpoint(init.checkpoint);
+    return { file: init.checkpoint, tokenizer: checkpoint.state.tokenizer as Record<string, GGUFValue>, checkpoint };
+  }
+  const model = readGGUF(await readFileChecked(init.model));
+  return { file: init.model, tokenizer: tokenizerOf(model), model, mmproj: readGGUF(await readFileChecked(init.mmproj)) };
+}
+
+/** The `tokenizer.*` metadata of a GGUF file. */
+function tokenizerOf(f: GGUFFile): Record<string, GGUFValue> {
+  return Object.fromEntries(Object.entries(f.metadata).filter(([k]) => k.startsWith('tokenizer.')));
+}
+
 /**
  * The tokenizer's GGUF metadata: trained on the rendered training conversations, taken from a GGUF, or, when the
  * config names none, the init's (a GGUF model or a checkpoint). An init's embeddings are indexed by its own
  * tokenizer's ids, so a configured tokenizer that differs from the init's is an error, not a silent remapping.
  */
-async function tokenizerMetadata(config: TrainConfig, samples: readonly Sample[]): Promise<Record<string, GGUFValue>> {
-  const ggufTokenizer = async (file: string) => Object.fromEntries(Object.entries(readGGUF(await readFileChecked(file)).metadata)
-    .filter(([k]) => k.startsWith('tokenizer.'))) as Record<string, GGUFValue>;
-  const init = config.init;
-  const fromInit = !init ? null
-    : 'model' in init ? { meta: await ggufTokenizer(init.model), file: init.model }
-      : { meta: (await readCheckpoint(init.checkpoint)).state.tokenizer as Record<string, GGUFValue>, file: init.checkpoint };
+async function tokenizerMetadata(config: TrainConfig, samples: readonly Sample[], init: InitSource | null): Promise<Record<string, GGUFValue>> {
   const t = config.tokenizer;
   let meta: Record<string, GGUFValue>;
   if (t && 'train' in t) {
     const texts = samples.map((s) => renderChatTemplate(DEFAULT_CHAT_TEMPLATE, s.messages as ChatMessage[], { tools: s.tools }));
     meta = trainBPE(texts, { vocabSize: t.train.vocabSize, pre: 'smollm', specialTokens: VISTA_SPECIAL_TOKENS }) as Record<string, GGUFValue>;
-  } else if (t && 'gguf' in t) meta = await ggufTokenizer(t.gguf);
-  else if (fromInit) return fromInit.meta;
+  } else if (t && 'gguf' in t) meta = tokenizerOf(readGGUF(await readFileChecked(t.gguf)));
+  else if (init) return init.tokenizer;
   else throw new ConfigError('training config: tokenizer: no source');
-  if (fromInit && !sameTokens(meta, fromInit.meta))
-    throw new ConfigError(`training config: tokenizer: differs from the tokenizer of init ${fromInit.file}, whose embeddings are indexed by its own ids; leave 'tokenizer' out to use init's`);
+  if (init && !sameTokens(meta, init.tokenizer))
+    throw new ConfigError(`training config: tokenizer: differs from the tokenizer of init ${init.file}, whose embeddings are indexed by its own ids; leave 'tokenizer' out to use init's`);
   return meta;
 }
 
@@ -484,10 +499,9 @@ function sameTokens(a: Record<string, GGUFValue>, b: Record<string, GGUFValue>):
 }
 
 /** A fresh model from the config, or one started from a GGUF pair / a finished checkpoint (all f32, trainable). */
-async function buildModel(config: TrainConfig, vocab: number): Promise<Llava> {
-  const init = config.init;
+function buildModel(config: TrainConfig, vocab: number, init: InitSource | null): Llava {
   if (init && 'model' in init) {
-    const vlm = loadVlmGGUF(readGGUF(await readFileChecked(init.model)), readGGUF(await readFileChecked(init.mmproj)));
+    const vlm = loadVlmGGUF(init.model, init.mmproj);
     const f32 = new Map<string, Tensor>();
     for (const [n, t] of vlm.namedParameters()) f32.set(n, t.dtype === 'f32' ? t : dequantize(t));
     const fresh = withoutInit(() => new Llava(vlm.config));
@@ -495,7 +509,7 @@ async function buildModel(config: TrainConfig, vocab: number): Promise<Llava> {
     return fresh;
   }
   const vlm = new Llava(vlmConfigOf(config, vocab), config.seed);
-  if (init && 'checkpoint' in init) (await readCheckpoint(init.checkpoint)).loadModel(vlm.namedParameters());
+  if (init) init.checkpoint.loadModel(vlm.namedParameters());
   return vlm;
 }
 
