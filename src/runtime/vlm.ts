@@ -113,6 +113,10 @@ export class VisionLanguageModel {
    * @example const m = await VisionLanguageModel.load({ model: 'lm.gguf', mmproj: 'mmproj.gguf' });
    */
   static async load(opts: { model: string | Uint8Array; mmproj?: string | Uint8Array | null; caches?: RuntimeCacheOptions }): Promise<VisionLanguageModel> {
+    // JavaScript callers get no type check: `load('m.gguf')` or a wrong field must say what is expected, not crash inside the reader
+    const file = (x: unknown) => typeof x === 'string' || x instanceof Uint8Array;
+    if (typeof opts !== 'object' || opts === null || !file(opts.model) || !(opts.mmproj == null || file(opts.mmproj)))
+      throw new InputError('VisionLanguageModel.load expects { model, mmproj? }, each a GGUF path or its bytes (Uint8Array)');
     const caches = { cachePrompt: opts.caches?.cachePrompt ?? true, imageCache: opts.caches?.imageCache ?? {} };
     initBackend();
     // paths are read tensor by tensor straight into the weights' storage; bytes are parsed in place

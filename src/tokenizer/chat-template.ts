@@ -83,12 +83,7 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
       throw new InputError(`chat template: messages[${i}].content must be a string, an array of parts or null`);
     }
   });
-  let compiled: Template;
-  try {
-    compiled = new Template(template);
-  } catch (e) {
-    throw new InputError(`chat template does not parse: ${(e as Error).message}`);
-  }
+  const compiled = compile(template);
   try {
     return compiled.render({
       messages,
@@ -102,4 +97,23 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
     if (e instanceof InputError) throw e;
     throw new InputError(`chat template failed to render: ${(e as Error).message}`);
   }
+}
+
+/** Parsed templates by source: a model renders the same template for every request and training sample, and
+ * parsing costs several times what rendering does. A handful of templates is the most a process meets. */
+const compiled = new Map<string, Template>();
+const COMPILED_MAX = 16;
+
+function compile(template: string): Template {
+  const hit = compiled.get(template);
+  if (hit) return hit;
+  let t: Template;
+  try {
+    t = new Template(template);
+  } catch (e) {
+    throw new InputError(`chat template does not parse: ${(e as Error).message}`);
+  }
+  if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value!);
+  compiled.set(template, t);
+  return t;
 }

@@ -2,7 +2,7 @@
  * The training config: one JSON file, validated with zod into a readonly typed object. Model keys keep the
  * GGUF spelling (`embedding_length`, `attention.head_count`, …) so a config reads like the file it makes.
  * Relative paths are resolved against the config file's directory. To fine-tune, `init` starts from a GGUF pair
- * (`{ "model", "mmproj" }`) or a training checkpoint (`{ "checkpoint" }`); leave `tokenizer` out to keep init's
+ * (`{ "model", "mmproj" }`) or a training checkpoint (`{ "checkpoint" }`: its file, or the run's checkpoint directory); leave `tokenizer` out to keep init's
  * (a configured tokenizer must equal it: init's embeddings are indexed by its ids).
  *
  * @example

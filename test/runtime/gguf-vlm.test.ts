@@ -11,7 +11,8 @@ import { llamaToGGUF, loadVlmGGUF, mmprojToGGUF } from '../../src/runtime/gguf-v
 import { loadLlamaGGUF } from '../../src/runtime/gguf-llama.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { Rng, noGrad, randn } from '../../src/tensor/index.ts';
-import { ModelFormatError } from '../../src/errors.ts';
+import { InputError, ModelFormatError } from '../../src/errors.ts';
+import { VisionLanguageModel } from '../../src/runtime/vlm.ts';
 
 const FIX = path.resolve(import.meta.dirname, '../../../shared/fixtures/llama-tiny/tiny-f32.gguf');
 
@@ -97,5 +98,12 @@ describe('VLM ↔ GGUF', () => {
       await ctx.dispose();
       await model.dispose();
     }
+  });
+
+  test('VisionLanguageModel.load says what it expects when called with the wrong arguments', async () => {
+    const bad: unknown[] = [FIX, null, {}, { model: 7 }, { model: FIX, mmproj: {} }];
+    for (const a of bad)
+      await assert.rejects(VisionLanguageModel.load(a as Parameters<typeof VisionLanguageModel.load>[0]), (e: Error) =>
+        e instanceof InputError && /expects \{ model, mmproj\? \}/.test(e.message));
   });
 });

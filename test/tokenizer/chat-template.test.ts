@@ -64,5 +64,16 @@ describe('chat templates', () => {
     assert.throws(() => renderChatTemplate('{% if %}', []), InputError);
     assert.throws(() => renderChatTemplate("{{ raise_exception('no system role') }}", []), /no system role/);
     assert.throws(() => renderChatTemplate(DEFAULT_CHAT_TEMPLATE, [{ role: 1 } as unknown as ChatMessage]), InputError);
+    // a template that failed to parse fails again (it is not kept), and a good one still renders afterwards
+    assert.throws(() => renderChatTemplate('{% if %}', []), /does not parse/);
+    assert.equal(renderChatTemplate('{{ messages[0].content }}', [{ role: 'user', content: 'x' }]), 'x');
+  });
+  it('a template parsed once renders every call from its own variables', () => {
+    // parsed templates are reused across calls; nothing of one render may leak into the next
+    const t = "{%- set n = messages | length -%}{%- for m in messages -%}{{ m.content }}{%- endfor -%}{{ n }}{{ bos_token }}{{ add_generation_prompt }}";
+    assert.equal(renderChatTemplate(t, [{ role: 'user', content: 'a' }], { bosToken: '<s>', addGenerationPrompt: true }), 'a1<s>true');
+    assert.equal(renderChatTemplate(t, [{ role: 'user', content: 'b' }, { role: 'user', content: 'c' }]), 'bc2false');
+    for (let i = 0; i < 20; i++) renderChatTemplate(`{{ ${i} }}`, []); // more templates than are kept
+    assert.equal(renderChatTemplate(t, [{ role: 'user', content: 'd' }]), 'd1false');
   });
 });

@@ -302,6 +302,11 @@ test('init from a checkpoint: its tokenizer is used when the config names none; 
   const own = await train(tinyConfig(data, { stages: [s], init, tokenizer: undefined }), { progress: false, maxSteps: 0 });
   assert.deepEqual(tokens(own.tokenizer), tokens(first.tokenizer));
   for (const [k, t] of first.vlm.namedParameters()) assert.deepEqual(own.vlm.namedParameters().get(k)!.toArray(), t.toArray(), k);
+  // the run's checkpoint directory, or its JSON sidecar, name the same checkpoint
+  for (const other of [firstConfig.checkpoint.dir, path.join(firstConfig.checkpoint.dir, 'checkpoint.json')]) {
+    const via = await train(tinyConfig(data, { stages: [s], init: { checkpoint: other }, tokenizer: undefined }), { progress: false, maxSteps: 0 });
+    for (const [k, t] of first.vlm.namedParameters()) assert.deepEqual(via.vlm.namedParameters().get(k)!.toArray(), t.toArray(), `${other}: ${k}`);
+  }
   // the same training data and vocabulary size train the same tokenizer: accepted
   await train(tinyConfig(data, { stages: [s], init }), { progress: false, maxSteps: 0 });
   await assert.rejects(train(tinyConfig(data, { stages: [s], init, tokenizer: { train: { vocabSize: 300 } } }), { progress: false, maxSteps: 0 }),
