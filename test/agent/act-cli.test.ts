@@ -1,18 +1,18 @@
 /** `vista act` (src/cli/commands/act.ts), run in-process with captured output. */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { runAct, type ActIO } from '../../src/cli/commands/act.ts';
 import { decodeImage } from '../../src/image/index.ts';
 import type { TinyVlmFiles } from '../helpers/tiny-vlm.ts';
 import { textPng, tinyAgentModel } from './helpers.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 let files: TinyVlmFiles;
 let png: string;
-const dir = mkdtempSync(path.join(tmpdir(), 'vista-act-'));
+const dir = tempDir('vista-act-');
 before(async () => {
   ({ files } = await tinyAgentModel());
   png = path.join(dir, 'shapes.png');

@@ -1,7 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { connectMcp, fromMcpResult, loadAgentConfig, parseAgentConfig, type McpConnection, type McpServerConfig } from '../../src/agent/mcp.ts';
@@ -11,9 +10,10 @@ import { createPolicy } from '../../src/agent/policy.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { startHttpMcp } from '../fixtures/agent/mcp-server.ts';
 import { call, scriptedModel, trap } from './helpers.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/agent/mcp-server.ts');
-const dir = mkdtempSync(path.join(tmpdir(), 'vista-mcp-'));
+const dir = tempDir('vista-mcp-');
 let leak: Awaited<ReturnType<typeof trap>>;
 let http: Awaited<ReturnType<typeof startHttpMcp>>;
 const spyStdio = path.join(dir, 'spy-stdio.txt');

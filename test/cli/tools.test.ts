@@ -1,12 +1,12 @@
 // CLI: info / quantize / tokenize / logits on the llama-tiny fixture, and one-line errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readGGUF, tensorData } from '../../src/formats/gguf.ts';
 
 import { vista, ROOT } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 const FIX = path.resolve(ROOT, '../shared/fixtures/llama-tiny');
 const F32 = path.join(FIX, 'tiny-f32.gguf');
 
@@ -21,7 +21,7 @@ test('info lists metadata and tensors', () => {
 
 test('tokenize matches llama.cpp ids for the fixture strings', () => {
   const ref = JSON.parse(readFileSync(path.join(FIX, 'tiny-f32.llama.json'), 'utf8'));
-  const dir = mkdtempSync(path.join(tmpdir(), 'vista-cli-'));
+  const dir = tempDir('vista-cli-');
   const strings = JSON.parse(readFileSync(path.join(FIX, 'strings.json'), 'utf8')).slice(0, 40);
   writeFileSync(path.join(dir, 's.json'), JSON.stringify(strings));
   const r = vista(['tokenize', '--model', F32, '--file', path.join(dir, 's.json')]);
@@ -42,7 +42,7 @@ test('logits equal llama.cpp for the fixture tokens', () => {
 });
 
 test('quantize writes a q8_0 file that info and logits read', () => {
-  const out = path.join(mkdtempSync(path.join(tmpdir(), 'vista-cli-')), 'q8.gguf');
+  const out = path.join(tempDir('vista-cli-'), 'q8.gguf');
   const r = vista(['quantize', F32, out, '--type', 'q8_0']);
   assert.equal(r.code, 0, r.err);
   assert.match(vista(['info', out]).out, /blk\.0\.attn_q\.weight\s+\[256, 256\]\s+Q8_0/);

@@ -1,6 +1,5 @@
 /** A random tiny VLM with a small trained BPE vocabulary, written as LM + mmproj GGUF files (for CLI/server tests). */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { writeGGUF } from '../../src/formats/gguf.ts';
@@ -8,6 +7,7 @@ import { Llava, type VlmConfig } from '../../src/models/llava.ts';
 import { llamaToGGUF, mmprojToGGUF } from '../../src/runtime/gguf-vlm.ts';
 import { trainBPE, DEFAULT_SPECIAL_TOKENS } from '../../src/tokenizer/index.ts';
 import { initBackend } from '../../src/backend/index.ts';
+import { tempDir } from './tmp.ts';
 
 export interface TinyVlmFiles {
   dir: string;
@@ -38,7 +38,7 @@ export async function writeTinyVlm(): Promise<TinyVlmFiles> {
     },
   };
   const vlm = new Llava(config, 11);
-  const dir = mkdtempSync(path.join(tmpdir(), 'vista-tiny-'));
+  const dir = tempDir('vista-tiny-');
   const files = { dir, model: path.join(dir, 'lm.gguf'), mmproj: path.join(dir, 'mmproj.gguf'), png: path.join(dir, 'red.png') };
   writeFileSync(files.model, writeGGUF(llamaToGGUF(vlm.lm, tokenizer)));
   writeFileSync(files.mmproj, writeGGUF(mmprojToGGUF(vlm)));

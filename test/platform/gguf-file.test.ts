@@ -1,15 +1,15 @@
 // openGGUF: header parsed from a growing prefix; tensors read straight into their storage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openGGUF } from '../../src/platform/gguf-file.ts';
 import { readGGUF, writeGGUF, GGMLType } from '../../src/formats/gguf.ts';
 import { ggufTensorToTensor } from '../../src/formats/dequant.ts';
 import { InputError, ModelFormatError } from '../../src/errors.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'vista-gguf-file-'));
+const dir = tempDir('vista-gguf-file-');
 
 test('a header bigger than the first read, and tensors equal to a whole-file read', () => {
   const data = new Uint8Array(64 * 4).map((_, i) => i & 255);

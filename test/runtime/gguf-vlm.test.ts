@@ -2,8 +2,7 @@
 // same text logits from the LM file, and vista reloads both files bit-exactly.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readGGUF, writeGGUF, type GGUFValue } from '../../src/formats/gguf.ts';
 import { Llava, type VlmConfig } from '../../src/models/llava.ts';
@@ -13,6 +12,7 @@ import { initBackend } from '../../src/backend/index.ts';
 import { Rng, noGrad, randn } from '../../src/tensor/index.ts';
 import { InputError, ModelFormatError } from '../../src/errors.ts';
 import { VisionLanguageModel } from '../../src/runtime/vlm.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const FIX = path.resolve(import.meta.dirname, '../../../shared/fixtures/llama-tiny/tiny-f32.gguf');
 
@@ -71,7 +71,7 @@ describe('VLM ↔ GGUF', () => {
   test('llama.cpp computes the same logits from the LM file vista wrote', async () => {
     const nlc = await import('node-llama-cpp');
     const vlm = tinyVlm('idefics3');
-    const dir = mkdtempSync(path.join(tmpdir(), 'vista-gguf-'));
+    const dir = tempDir('vista-gguf-');
     const file = path.join(dir, 'lm.gguf');
     writeFileSync(file, writeGGUF(llamaToGGUF(vlm.lm, fixtureTokenizer())));
     const ours = noGrad(() => loadLlamaGGUF(readGGUF(readFileSync(file))).forward(TOKENS)).toArray();

@@ -2,8 +2,7 @@
 // that trains the tower.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DenseHead, denseClasses, denseLoss, denseTargets, loadDenseIndex, type DenseObject } from '../../src/train/dense.ts';
 import { sampleScene } from '../../src/data/scene.ts';
@@ -15,6 +14,7 @@ import { VisionTower } from '../../src/models/vit.ts';
 import { AdamW } from '../../src/tensor/optim.ts';
 import { InputError } from '../../src/errors.ts';
 import { initBackend } from '../../src/backend/index.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const obj = (shape: string, colour: string, size: string | null, box1000: [number, number, number, number], digit: number | null = null): DenseObject =>
   ({ shape, colour, size, digit, box1000 });
@@ -130,7 +130,7 @@ test('the scene summary term: off at weight 0, learned by every patch at weight 
 });
 
 test('scene metadata index: by absolute image path; a malformed line is an InputError naming the line', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'vista-dense-'));
+  const dir = tempDir('vista-dense-');
   const line = { image: 'images/a.png', objects: [obj('circle', 'red', 'small', [1, 2, 3, 4])] };
   writeFileSync(path.join(dir, 'metadata.jsonl'), `${JSON.stringify(line)}\n`);
   const idx = await loadDenseIndex(dir);

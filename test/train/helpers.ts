@@ -1,9 +1,9 @@
 /** A trivial Shapes-World-like dataset (one coloured square per image, LLaVA JSON) and tiny training configs. */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { parseTrainConfig, type TrainConfig } from '../../src/train/config.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 export const COLOURS: Record<string, [number, number, number]> = {
   red: [220, 40, 40], green: [40, 170, 60], blue: [40, 80, 220], yellow: [240, 200, 30],
@@ -47,7 +47,7 @@ let cached: string | null = null;
 /** A dataset shared by the tests of one process: train (48) and val (8). */
 export async function squaresDataset(): Promise<string> {
   if (cached) return cached;
-  const root = mkdtempSync(path.join(tmpdir(), 'vista-train-data-'));
+  const root = tempDir('vista-train-data-');
   await writeSquares(root, 'train', 48, 1);
   await writeSquares(root, 'val', 8, 2);
   cached = root;
@@ -57,7 +57,7 @@ export async function squaresDataset(): Promise<string> {
 /** A fresh Shapes World dataset (train `n`, val 4) under a new temp dir, for tests that need scene metadata. */
 export async function shapesWorld(prefix: string, n: number, seed: number): Promise<string> {
   const { generateDataset } = await import('../../src/data/generate.ts');
-  const root = mkdtempSync(path.join(tmpdir(), prefix));
+  const root = tempDir(prefix);
   await generateDataset({ n, outDir: path.join(root, 'train'), seed, split: 'train' });
   await generateDataset({ n: 4, outDir: path.join(root, 'val'), seed, split: 'val' });
   return root;
@@ -82,7 +82,7 @@ export function dialogueStage(steps: number, batchSize: number, extra: Record<st
 
 /** A tiny config over `data` writing under a fresh directory; `patch` overrides top-level fields. */
 export function tinyConfig(data: string, patch: Record<string, unknown> = {}): TrainConfig {
-  const out = mkdtempSync(path.join(tmpdir(), 'vista-train-run-'));
+  const out = tempDir('vista-train-run-');
   return parseTrainConfig({
     seed: 3,
     data: { train: path.join(data, 'train'), val: path.join(data, 'val') },

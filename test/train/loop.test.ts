@@ -12,6 +12,7 @@ import { VisionLanguageModel } from '../../src/runtime/vlm.ts';
 import { Tensor, noGrad } from '../../src/tensor/tensor.ts';
 import { ImageCache } from '../../src/train/data.ts';
 import { squaresDataset, tinyConfig } from './helpers.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const snapshot = (m: Map<string, Tensor>) => new Map([...m].map(([k, t]) => [k, t.toArray()]));
 const changed = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => [...a.keys()].filter((k) => b.has(k) && !a.get(k)!.every((v, i) => v === b.get(k)![i]));
@@ -32,9 +33,8 @@ test('overfits four samples: loss → ~0 and the greedy answers are the trained 
   const data = await squaresDataset();
   const cfg = tinyConfig(data, { stages: [{ name: 'instruct', steps: 60, batchSize: 4, lr: { projector: 1e-2, lm: 1e-2 }, warmup: 3, data: ['instruct'] }] });
   // four colour questions only: a data dir view with the first four colour samples
-  const { mkdtempSync, writeFileSync, symlinkSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const dir = mkdtempSync(path.join(tmpdir(), 'vista-overfit-'));
+  const { writeFileSync, symlinkSync } = await import('node:fs');
+  const dir = tempDir('vista-overfit-');
   const src = path.join(data, 'train');
   symlinkSync(path.join(src, 'images'), path.join(dir, 'images'));
   const { readFileSync } = await import('node:fs');
