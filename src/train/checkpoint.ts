@@ -6,7 +6,7 @@
  * A small JSON sidecar (`checkpoint.json`) repeats the progress for people; resuming never reads it.
  */
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { ModelFormatError } from '../errors.ts';
 import { readState, saveState } from '../nn/state.ts';
 import { copyTensorsStrict } from '../tensor/optim.ts';
@@ -85,6 +85,13 @@ export async function saveCheckpoint(dir: string, parts: CheckpointParts, state:
   const sidecar = { stage: state.stage, stageStep: state.stageStep, step: state.step, loss: last?.loss, evals: state.evals.slice(-3), file: CHECKPOINT_FILE };
   await writeFileAtomic(path.join(dir, 'checkpoint.json'), new TextEncoder().encode(`${JSON.stringify(sidecar, null, 2)}\n`));
   return file;
+}
+
+/** Copy `dir/checkpoint.safetensors` to `dir/<name>.safetensors` atomically (a stage's end kept for branching). */
+export async function keepCheckpoint(dir: string, name: string): Promise<string> {
+  const to = path.join(dir, `${name}.safetensors`);
+  await writeFileAtomic(to, await readFile(path.join(dir, CHECKPOINT_FILE)));
+  return to;
 }
 
 /** A read checkpoint: its state, and loaders that copy its tensors into live ones (strictly). */

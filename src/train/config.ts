@@ -22,7 +22,7 @@
  *     { "name": "instruct", "steps": 2000, "batchSize": 16, "lr": { "projector": 5e-4, "lm": 5e-4 }, "warmup": 50 }
  *   ],
  *   "eval": { "every": 200, "samples": 64, "generate": 16 },
- *   "checkpoint": { "dir": "runs/shapes/ckpt", "every": 100 },
+ *   "checkpoint": { "dir": "runs/shapes/ckpt", "every": 100, "keepStages": true },
  *   "output": { "dir": "models", "name": "vista-shapes", "type": "q8_0" }
  * }
  */
@@ -149,7 +149,13 @@ const Schema = z.object({
   ]).optional(),
   stages: z.array(Stage).min(1),
   eval: z.object({ every: int(0).default(0), samples: int(0).default(64), generate: int(0).default(0) }).strict().default({ every: 0, samples: 64, generate: 0 }),
-  checkpoint: z.object({ dir: z.string().min(1), every: int(0).default(0) }).strict(),
+  checkpoint: z.object({
+    dir: z.string().min(1),
+    every: int(0).default(0),
+    /** also keep the model after each stage but the last as `stage-<i>-<name>.safetensors` in `dir` (a training
+     *  checkpoint: `init: { checkpoint }` branches a new recipe from it without re-running the stages before) */
+    keepStages: z.boolean().default(false),
+  }).strict(),
   output: z.object({ dir: z.string().min(1), name: z.string().regex(/^[\w.-]+$/), type: z.enum(['f32', 'f16', 'q8_0']).default('f32') }).strict(),
   image: z.object({
     /** must equal what the runtime uses for the projector type (VisionLanguageModel.preprocess); checked */

@@ -52,7 +52,7 @@ import type { AttentionTap } from '../models/llama.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
-  CHECKPOINT_FILE, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
+  CHECKPOINT_FILE, keepCheckpoint, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
 } from './checkpoint.ts';
 import { evaluateSamples, type TaskScores } from './evaluate.ts';
 import { loadSceneIndex } from './grading.ts';
@@ -366,8 +366,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     state.stage = si + 1;
     state.stageStep = 0;
     // a boundary checkpoint: a resumed run may change the stages still to come
-    if (config.checkpoint.every > 0 && si + 1 < config.stages.length)
+    if ((config.checkpoint.every > 0 || config.checkpoint.keepStages) && si + 1 < config.stages.length) {
       await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+      if (config.checkpoint.keepStages) await keepCheckpoint(config.checkpoint.dir, `stage-${si}-${st.name}`);
+    }
 
   }
 

@@ -72,6 +72,19 @@ test('resume: interrupted runs continue bit-identically (losses and final parame
   assert.ok(readFileSync(full.outputs!.model).equals(readFileSync(r3.outputs!.model)));
 });
 
+test('keepStages: the model after each stage but the last is kept, and a run branched from it starts where that stage ended', async () => {
+  const data = await squaresDataset();
+  const s = { name: 'instruct', steps: 2, batchSize: 4, lr: { projector: 3e-3, lm: 3e-3 }, warmup: 1 };
+  const two = tinyConfig(data, { stages: [s, { ...s, lr: { projector: 1e-3, lm: 1e-3 } }] });
+  await train({ ...two, checkpoint: { ...two.checkpoint, keepStages: true } }, { progress: false });
+  const kept = path.join(two.checkpoint.dir, 'stage-0-instruct.safetensors');
+  assert.ok(existsSync(kept));
+  assert.deepEqual(readdirSync(two.checkpoint.dir).filter((f) => f.startsWith('stage-')), ['stage-0-instruct.safetensors']);
+  const first = await train(tinyConfig(data, { stages: [s] }), { progress: false });
+  const branched = await train(tinyConfig(data, { stages: [s], init: { checkpoint: kept }, tokenizer: undefined }), { progress: false, maxSteps: 0 });
+  for (const [k, t] of first.vlm.namedParameters()) assert.deepEqual(branched.vlm.namedParameters().get(k)!.toArray(), t.toArray(), k);
+});
+
 test('resume: a finished run continues a config that appends a stage, as if it had run all stages at once; other changes are refused', async () => {
   const data = await squaresDataset();
   // both stages read the same files, so the first run trains the same tokenizer as the two-stage run
