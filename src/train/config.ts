@@ -211,6 +211,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
   };
   if (!c.model && !c.init) bad('model', 'give a model config or an init (GGUF pair or checkpoint) to start from');
   if (c.model && c.init && 'model' in c.init) bad('init', 'give either a model config or an init GGUF pair, not both');
+  if (!c.model && c.init && 'checkpoint' in c.init) bad('model', 'a checkpoint init holds the weights only: give the model config it was trained with');
   if (!c.tokenizer && !c.init) bad('tokenizer', 'needed unless an init (GGUF pair or checkpoint) brings its own (train: {vocabSize} or gguf: path)');
   if (c.model) {
     const v = c.model.vision;

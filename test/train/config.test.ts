@@ -66,6 +66,8 @@ test('model and tokenizer sources', () => {
   fails(noTok, /tokenizer: needed unless an init \(GGUF pair or checkpoint\) brings its own/);
   assert.deepEqual(parseTrainConfig({ ...noTok, init: { checkpoint: 'run/ckpt/checkpoint.safetensors' } }, '/x').init,
     { checkpoint: '/x/run/ckpt/checkpoint.safetensors' });
+  // a checkpoint holds weights, not the architecture they belong to
+  fails({ ...noModel, init: { checkpoint: 'run/ckpt' } }, /^training config: model: a checkpoint init holds the weights only/);
   const c = parseTrainConfig({ ...noModel, init: { model: 'a.gguf', mmproj: 'b.gguf' }, tokenizer: undefined }, '/x');
   assert.deepEqual(c.init, { model: '/x/a.gguf', mmproj: '/x/b.gguf' });
   fails({ ...base(), eval: { every: 5 }, data: { train: 'd' } }, /eval\.every: evaluation needs data\.val/);
