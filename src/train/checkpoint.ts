@@ -6,7 +6,7 @@
  * A small JSON sidecar (`checkpoint.json`) repeats the progress for people; resuming never reads it.
  */
 import path from 'node:path';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { ModelFormatError } from '../errors.ts';
 import { readState, saveState } from '../nn/state.ts';
 import { copyTensorsStrict } from '../tensor/optim.ts';
@@ -75,23 +75,21 @@ export function checkpointBytes(parts: CheckpointParts, state: TrainState): Uint
   return saveState(tensors, { 'vista.train': JSON.stringify({ ...state, optStep: parts.opt.step }), format: 'vista-train-1' });
 }
 
-/** Write `dir/checkpoint.safetensors` atomically, then the sidecar. `write` is replaceable for crash tests. */
+/**
+ * Write `dir/checkpoint.safetensors` atomically, then the sidecar. `write` is replaceable for crash tests. With
+ * `keepAs`, the same bytes also go to `dir/<keepAs>.safetensors` (a stage's end kept for branching with `init`).
+ */
 export async function saveCheckpoint(dir: string, parts: CheckpointParts, state: TrainState,
-  write: (file: string, bytes: Uint8Array) => Promise<void> = writeFileAtomic): Promise<string> {
+  write: (file: string, bytes: Uint8Array) => Promise<void> = writeFileAtomic, keepAs?: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, CHECKPOINT_FILE);
-  await write(file, checkpointBytes(parts, state));
+  const bytes = checkpointBytes(parts, state);
+  await write(file, bytes);
+  if (keepAs) await write(path.join(dir, `${keepAs}.safetensors`), bytes);
   const last = state.history[state.history.length - 1];
   const sidecar = { stage: state.stage, stageStep: state.stageStep, step: state.step, loss: last?.loss, evals: state.evals.slice(-3), file: CHECKPOINT_FILE };
   await writeFileAtomic(path.join(dir, 'checkpoint.json'), new TextEncoder().encode(`${JSON.stringify(sidecar, null, 2)}\n`));
   return file;
-}
-
-/** Copy `dir/checkpoint.safetensors` to `dir/<name>.safetensors` atomically (a stage's end kept for branching). */
-export async function keepCheckpoint(dir: string, name: string): Promise<string> {
-  const to = path.join(dir, `${name}.safetensors`);
-  await writeFileAtomic(to, await readFile(path.join(dir, CHECKPOINT_FILE)));
-  return to;
 }
 
 /** A read checkpoint: its state, and loaders that copy its tensors into live ones (strictly). */

@@ -52,7 +52,7 @@ import type { AttentionTap } from '../models/llama.ts';
 import { Module } from '../nn/module.ts';
 import { addLora, mergeLora } from './lora.ts';
 import {
-  CHECKPOINT_FILE, keepCheckpoint, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
+  CHECKPOINT_FILE, readCheckpoint, saveCheckpoint, type EvalEntry, type HistoryEntry, type LoadedCheckpoint, type TrainState,
 } from './checkpoint.ts';
 import { evaluateSamples, type TaskScores } from './evaluate.ts';
 import { loadSceneIndex } from './grading.ts';
@@ -367,8 +367,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     state.stageStep = 0;
     // a boundary checkpoint: a resumed run may change the stages still to come
     if ((config.checkpoint.every > 0 || config.checkpoint.keepStages) && si + 1 < config.stages.length) {
-      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
-      if (config.checkpoint.keepStages) await keepCheckpoint(config.checkpoint.dir, `stage-${si}-${st.name}`);
+      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write,
+        config.checkpoint.keepStages ? `stage-${si}-${st.name}` : undefined);
     }
 
   }
@@ -532,11 +532,11 @@ function configKey(c: TrainConfig, stages = c.stages.length): string {
 }
 
 async function save(config: TrainConfig, vlm: Llava, heads: StageHeads | null, opt: AdamW | null, state: TrainState, seconds: number,
-  write?: (file: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
+  write?: (file: string, bytes: Uint8Array) => Promise<void>, keepAs?: string): Promise<void> {
   state.seconds = seconds;
   state.doneKey = configKey(config, state.stage);
   const o = opt ? opt.state() : { step: 0, tensors: {} };
-  await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), heads: heads ? heads.namedParameters() : null, opt: o }, state, write);
+  await saveCheckpoint(config.checkpoint.dir, { model: vlm.namedParameters(), heads: heads ? heads.namedParameters() : null, opt: o }, state, write, keepAs);
 }
 
 function flatScores(s: TaskScores): Record<string, number> {
