@@ -6,7 +6,7 @@
  * A small JSON sidecar (`checkpoint.json`) repeats the progress for people; resuming never reads it.
  */
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { ModelFormatError } from '../errors.ts';
 import { readState, saveState } from '../nn/state.ts';
 import { copyTensorsStrict } from '../tensor/optim.ts';
@@ -15,6 +15,8 @@ import { readFileChecked, writeFileAtomic } from '../platform/fs.ts';
 import type { DataPosition } from './data.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+/** The JSON sidecar beside it, for people. */
+const SIDECAR_FILE = 'checkpoint.json';
 
 /** One logged optimiser step. */
 export interface HistoryEntry {
@@ -88,12 +90,14 @@ export async function saveCheckpoint(dir: string, parts: CheckpointParts, state:
   if (keepAs) await write(path.join(dir, `${keepAs}.safetensors`), bytes);
   const last = state.history[state.history.length - 1];
   const sidecar = { stage: state.stage, stageStep: state.stageStep, step: state.step, loss: last?.loss, evals: state.evals.slice(-3), file: CHECKPOINT_FILE };
-  await writeFileAtomic(path.join(dir, 'checkpoint.json'), new TextEncoder().encode(`${JSON.stringify(sidecar, null, 2)}\n`));
+  await writeFileAtomic(path.join(dir, SIDECAR_FILE), new TextEncoder().encode(`${JSON.stringify(sidecar, null, 2)}\n`));
   return file;
 }
 
 /** A read checkpoint: its state, and loaders that copy its tensors into live ones (strictly). */
 export interface LoadedCheckpoint {
+  /** the file read */
+  file: string;
   state: TrainState;
   optStep: number;
   /** copy `model.*` into these parameters (every one present, same shapes) */
@@ -102,7 +106,10 @@ export interface LoadedCheckpoint {
   optTensors(): Record<string, Tensor>;
 }
 
-export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
+/** Read a checkpoint: its file, or a run's checkpoint directory or JSON sidecar, which stand for the file beside them. */
+export async function readCheckpoint(given: string): Promise<LoadedCheckpoint> {
+  const isDir = await stat(given).then((s) => s.isDirectory(), () => false);
+  const file = isDir ? path.join(given, CHECKPOINT_FILE) : path.basename(given) === SIDECAR_FILE ? path.join(path.dirname(given), CHECKPOINT_FILE) : given;
   const bytes = await readFileChecked(file);
   const { tensors, metadata } = readState(bytes);
   const meta = metadata['vista.train'];
@@ -114,6 +121,7 @@ export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
     return out;
   };
   return {
+    file,
     state: parsed,
     optStep: parsed.optStep,
     loadModel: (into) => copyTensorsStrict(Object.fromEntries(into), part('model'), `checkpoint ${file} (model)`),

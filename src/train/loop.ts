@@ -20,7 +20,7 @@
  * Legend: B batch, T padded tokens, D LM width, V vocabulary.
  */
 import path from 'node:path';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { ConfigError, InputError } from '../errors.ts';
 import { initBackend } from '../backend/index.ts';
 import { Llava } from '../models/llava.ts';
@@ -463,12 +463,8 @@ async function readInit(config: TrainConfig): Promise<InitSource | null> {
   const init = config.init;
   if (!init) return null;
   if ('checkpoint' in init) {
-    // a run's checkpoint directory (what `checkpoint.dir` names) or its JSON sidecar stand for the checkpoint file in it
-    const given = init.checkpoint;
-    const dir = await stat(given).then((s) => s.isDirectory(), () => false);
-    const file = dir ? path.join(given, CHECKPOINT_FILE) : path.basename(given) === 'checkpoint.json' ? path.join(path.dirname(given), CHECKPOINT_FILE) : given;
-    const checkpoint = await readCheckpoint(file);
-    return { file, tokenizer: checkpoint.state.tokenizer as Record<string, GGUFValue>, checkpoint };
+    const checkpoint = await readCheckpoint(init.checkpoint);
+    return { file: checkpoint.file, tokenizer: checkpoint.state.tokenizer as Record<string, GGUFValue>, checkpoint };
   }
   const model = readGGUF(await readFileChecked(init.model));
   return { file: init.model, tokenizer: tokenizerOf(model), model, mmproj: readGGUF(await readFileChecked(init.mmproj)) };
