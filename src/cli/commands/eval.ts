@@ -1,27 +1,31 @@
 /**
  * `vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N]`: answer every
  * dialogue of DIR/<split>/instruct.json turn by turn (greedy, each turn fed the model's own earlier
- * answers) and score the last answers per task with the Shapes World graders.
+ * answers) and score the last answers per task with the Shapes World graders. `--items FILE` also writes
+ * one JSON line per dialogue (its question, reference, the model's answer and its grade) for error analysis.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../../errors.ts';
 import { VisionLanguageModel } from '../../runtime/vlm.ts';
 import { loadLlava } from '../../train/data.ts';
 import { answerDialogue, summarize, type TaskScores } from '../../train/evaluate.ts';
-import { gradeAnswer, loadSceneIndex, type Grade } from '../../train/grading.ts';
+import { gradeAnswer, loadSceneIndex, referenceAnswer, type Grade } from '../../train/grading.ts';
+import type { Sample } from '../../train/data.ts';
 import { parse, requireFlag } from '../args.ts';
 
 const USAGE = `Usage: vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N] [--max-tokens N]
+                  [--items FILE]
 
 Scores the last answer of every dialogue in DIR/<split>/instruct.json (or DIR/instruct.json):
 exact match for count/colour/shape/exists/relation/read, caption F1, ground mean IoU and share ≥ 0.5,
-click inside the object's box (from the <tool_call> JSON).`;
+click inside the object's box (from the <tool_call> JSON). --items FILE writes one JSON line per
+dialogue: id, image, task, question, reference, answer and metrics.`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     model: { type: 'string' }, mmproj: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' },
-    json: { type: 'boolean' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' },
+    json: { type: 'boolean' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' }, items: { type: 'string' },
   }, USAGE);
   if (values.help) return void console.log(USAGE), 0;
   const model = requireFlag(values.model, 'model', USAGE);
@@ -35,6 +39,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   };
   const limit = count(values.limit, 'limit', Number.MAX_SAFE_INTEGER);
   const maxTokens = count(values['max-tokens'], 'max-tokens', 64);
+  // checked before the (long) evaluation, so a typo does not lose its results at the end
+  const items = values.items;
+  if (items !== undefined && !statSync(path.dirname(path.resolve(items)), { throwIfNoEntry: false })?.isDirectory())
+    throw new InputError(`--items: directory ${path.dirname(path.resolve(items))} does not exist`);
   const split = values.split ?? 'test';
   const dir = existsSync(path.join(data, split, 'instruct.json')) ? path.join(data, split) : data;
   if (!existsSync(path.join(dir, 'instruct.json'))) throw new InputError(`no instruct.json in ${path.join(data, split)} or ${data}`);
@@ -44,17 +52,36 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const samples = (await loadLlava(dir, 'instruct')).slice(0, limit);
   const scenes = await loadSceneIndex(dir);
   const grades: Grade[] = [];
+  const lines: string[] = [];
   for (const [i, s] of samples.entries()) {
     const answers = await answerDialogue(vlm, s, maxTokens);
-    grades.push(gradeAnswer(s, answers[answers.length - 1] ?? '', scenes));
+    const answer = answers[answers.length - 1] ?? '';
+    const g = gradeAnswer(s, answer, scenes);
+    grades.push(g);
+    if (items !== undefined) lines.push(JSON.stringify({
+      id: s.id, image: s.record.image ?? s.record.images ?? null, task: g.task, question: lastQuestion(s),
+      reference: referenceAnswer(s), answer, metrics: g.metrics,
+    }));
     if (!values.json && process.stderr.isTTY) process.stderr.write(`\r${i + 1}/${samples.length}`);
   }
   if (!values.json && process.stderr.isTTY) process.stderr.write('\n');
+  if (items !== undefined) writeFileSync(items, lines.map((l) => `${l}\n`).join(''));
   const tasks = summarize(grades);
   const seconds = (performance.now() - t0) / 1000;
   if (values.json) console.log(JSON.stringify({ model, mmproj, data: dir, dialogues: samples.length, seconds: +seconds.toFixed(2), tasks }, null, 2));
   else console.log(table(tasks, samples.length, seconds));
   return 0;
+}
+
+/** The text of a dialogue's last user turn (the graded question). */
+function lastQuestion(s: Sample): string {
+  for (let i = s.messages.length - 1; i >= 0; i--) {
+    const m = s.messages[i]!;
+    if (m.role !== 'user' || m.content === null) continue;
+    if (typeof m.content === 'string') return m.content;
+    return m.content.map((p) => ('text' in p && typeof p.text === 'string' ? p.text : '')).join('');
+  }
+  return '';
 }
 
 /** The per-task scores as an aligned text table. */
