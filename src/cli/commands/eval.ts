@@ -8,10 +8,9 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../../errors.ts';
 import { VisionLanguageModel } from '../../runtime/vlm.ts';
-import { loadLlava } from '../../train/data.ts';
+import { loadLlava, type Sample } from '../../train/data.ts';
 import { answerDialogue, summarize, type TaskScores } from '../../train/evaluate.ts';
 import { gradeAnswer, loadSceneIndex, referenceAnswer, type Grade } from '../../train/grading.ts';
-import type { Sample } from '../../train/data.ts';
 import { parse, requireFlag } from '../args.ts';
 
 const USAGE = `Usage: vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N] [--max-tokens N]
