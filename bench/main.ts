@@ -6,6 +6,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<void> 
   engine: () => import('./engine.ts'),
   runtime: () => import('./runtime.ts'),
   serve: () => import('./serve.ts'),
+  train: () => import('./train.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -7,7 +7,7 @@
  * RoPE pairs adjacent dims ('norm'), as llama.cpp runs `llama` files (their Q/K rows were permuted by
  * the converter). Config keys keep the GGUF spelling without the `llama.` prefix.
  */
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ShapeError } from '../errors.ts';
 import { Module } from '../nn/module.ts';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.ts';
 import { KVCache, multiHeadAttention } from '../nn/attention.ts';
@@ -16,6 +16,8 @@ import { Rng } from '../tensor/rng.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { add } from '../tensor/ops/elementwise.ts';
 import { linear } from '../tensor/ops/matmul.ts';
+import { concat, gather } from '../tensor/ops/shape.ts';
+import { reshape } from '../tensor/ops/view.ts';
 
 export interface LlamaConfig {
   readonly vocab_size: number;
@@ -46,6 +48,33 @@ export function validateLlamaConfig(c: LlamaConfig): void {
     if (!Number.isInteger(c[k]) || c[k] <= 0) throw bad(`${k} must be a positive integer, got ${c[k]}`);
   if (E % H) throw bad(`embedding_length ${E} is not a multiple of head_count ${H}`);
   if (H % Hkv) throw bad(`head_count ${H} is not a multiple of head_count_kv ${Hkv}`);
+}
+
+/**
+ * A packed batch: the hidden states hold only the R real tokens of B right-padded samples of T tokens
+ * (rows (R, E)), so norms, projections and the FFN skip the padding; attention alone runs on the padded
+ * (B, T) grid, where each sample's tokens sit at its own causal positions and pads (zeros) are never seen
+ * by a real token. The result equals the padded computation's real rows.
+ */
+export interface PackedRows {
+  readonly B: number;
+  readonly T: number;
+  /** (R) each real token's position b·T + t on the padded grid */
+  readonly real: Int32Array;
+  /** (B·T) each grid position's row in the packed states, or R for a pad */
+  readonly slot: Int32Array;
+}
+
+/** (R, C) packed rows → (B, T, C) on the padded grid, pads zero. */
+function unpack(x: Tensor, p: PackedRows): Tensor {
+  const C = x.shape[x.ndim - 1]!;
+  return reshape(gather(concat([x, Tensor.zeros([1, C])], 0), 0, p.slot), [p.B, p.T, C]);
+}
+
+/** (B, T, C) on the padded grid → (R, C) rows of the real tokens. */
+function pack(x: Tensor, p: PackedRows): Tensor {
+  const C = x.shape[x.ndim - 1]!;
+  return gather(reshape(x, [p.B * p.T, C]), 0, p.real);
 }
 
 /** Sees layer `layer`'s rotated queries (B, T, H, D) and keys (B, T, Hkv, D) (auxiliary losses on attention). */
@@ -81,17 +110,19 @@ export class LlamaBlock extends Module {
     this.ffn_down = new Linear(F, E, out);
   }
 
-  /** x (B, T, E) → (B, T, E) */
+  /** x (B, T, E) → (B, T, E); packed, x (R, E) → (R, E) */
   forward(x: Tensor, pos0: number, cache: KVCache | null, layer: number, keyMask: Uint8Array | null,
-    tap: ((q: Tensor, k: Tensor) => void) | null = null): Tensor {
+    tap: ((q: Tensor, k: Tensor) => void) | null = null, packed: PackedRows | null = null): Tensor {
     const c = this._c;
     const h = this.attn_norm.forward(x);
-    const [q, k, v] = linearShared(h, [this.attn_q, this.attn_k, this.attn_v]); // (B, T, E), (B, T, Hkv·D) ×2
-    const a = multiHeadAttention(q!, k!, v!, {
+    let [q, k, v] = linearShared(h, [this.attn_q, this.attn_k, this.attn_v]); // (B, T, E), (B, T, Hkv·D) ×2
+    if (packed) [q, k, v] = [unpack(q!, packed), unpack(k!, packed), unpack(v!, packed)];
+    let a = multiHeadAttention(q!, k!, v!, {
       H: c['attention.head_count'], Hkv: c['attention.head_count_kv'], causal: true, pos0,
       rope: { mode: c.rope_type ?? 'norm', base: c['rope.freq_base'], nRot: c['rope.dimension_count'] },
       cache: cache ? cache.layers[layer]! : null, keyMask, tap,
     });
+    if (packed) a = pack(a, packed);
     x = add(x, this.attn_output.forward(a));
     const g = this.ffn_norm.forward(x);
     const [gate, up] = linearShared(g, [this.ffn_gate, this.ffn_up]); // (B, T, F) ×2
@@ -130,11 +161,18 @@ export class Llama extends Module {
    * With a cache, keys/values are stored for later decoding steps. `tap` sees each layer's rotated queries
    * and keys (for auxiliary losses on attention, ../train/attend.ts).
    */
-  hidden(x: Tensor, opts: { pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null; tap?: AttentionTap | null } = {}): Tensor {
+  hidden(x: Tensor, opts: {
+    pos0?: number; cache?: KVCache | null; keyMask?: Uint8Array | null; tap?: AttentionTap | null;
+    /** x holds only the real tokens (R, E) of a padded batch (training; no cache) */
+    packed?: PackedRows | null;
+  } = {}): Tensor {
     const pos0 = opts.pos0 ?? 0;
     const tap = opts.tap;
+    const packed = opts.packed ?? null;
+    if (packed && (opts.cache || x.ndim !== 2 || x.shape[0] !== packed.real.length))
+      throw new ShapeError(`packed hidden: x [${x.shape}] for ${packed.real.length} real tokens${opts.cache ? ', with a cache' : ''}`);
     for (let i = 0; i < this.blk.length; i++)
-      x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null, tap ? (q, k) => tap(i, q, k) : null);
+      x = this.blk[i]!.forward(x, pos0, opts.cache ?? null, i, opts.keyMask ?? null, tap ? (q, k) => tap(i, q, k) : null, packed);
     return this.output_norm.forward(x);
   }
 

@@ -19,6 +19,7 @@ import { IMAGE_SLOT, tokenizeConversation, type ConvMessage, type ConvPart, type
 import { decodeImage, prepareImage, toTensor, type PreprocessOptions } from '../image/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { ImageEmbeddingCache } from '../runtime/prompt-cache.ts';
+import type { PackedRows } from '../models/llama.ts';
 
 export interface LlavaTurn {
   from: string;
@@ -309,6 +310,10 @@ export interface Batch {
   readonly images: readonly string[];
   /** real (non-pad) tokens */
   readonly tokens: number;
+  /** the real tokens' grid positions and each grid position's packed row (the LM runs on real tokens only) */
+  readonly packed: PackedRows;
+  /** per scored position, its row among the real tokens */
+  readonly scoredReal: Int32Array;
 }
 
 /** Collate samples into a right-padded batch with next-token targets on learned positions. */
@@ -348,5 +353,18 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
     answerLen.fill(j - i, i, j);
     i = j;
   }
-  return { B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, images, tokens };
+  const real = new Int32Array(tokens);
+  const slot = new Int32Array(B * T).fill(tokens);
+  let r = 0;
+  samples.forEach((s, b) => {
+    for (let t = 0; t < s.ids.length; t++, r++) {
+      real[r] = b * T + t;
+      slot[b * T + t] = r;
+    }
+  });
+  const scoredReal = Int32Array.from(scored, (p) => slot[p]!);
+  return {
+    B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, images, tokens,
+    packed: { B, T, real, slot }, scoredReal,
+  };
 }

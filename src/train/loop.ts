@@ -71,6 +71,8 @@ export interface TrainOptions {
   progress?: boolean;
   /** checkpoint writer (tests simulate crashes with it) */
   write?: (file: string, bytes: Uint8Array) => Promise<void>;
+  /** called after every optimizer step: its wall time (data loading included) and real tokens (bench/train.ts) */
+  onStep?: (s: { step: number; stage: string; loss: number; ms: number; tokens: number }) => void;
 }
 
 export interface TrainResult {
@@ -346,7 +348,9 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       state.tokens += tokens;
       const stepLoss = lossSum / st.gradAccum;
       state.history.push({ step: state.step, stage: st.name, loss: stepLoss, lr: opt.groups[0]!.lr });
-      progress.update(state.step, st.name, stepLoss, tokens / ((performance.now() - stepStart) / 1000));
+      const stepMs = performance.now() - stepStart;
+      progress.update(state.step, st.name, stepLoss, tokens / (stepMs / 1000));
+      opts.onStep?.({ step: state.step, stage: st.name, loss: stepLoss, ms: stepMs, tokens });
 
       if (config.eval.every > 0 && state.step % config.eval.every === 0 && state.stageStep < st.steps)
         state.evals.push(await evaluate(st, state.step));
@@ -422,10 +426,16 @@ export interface AttendAux { targets: AttendTargets; weight: number; layer: numb
  */
 export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number, tap: AttentionTap | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
-  let x = reshape(vlm.lm.embed(b.ids, b.B), [b.B * b.T, D]); // (B·T, D)
-  if (img) x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.rows); // (B·T, D)
-  const h = vlm.lm.hidden(reshape(x, [b.B, b.T, D]), { tap }); // (B, T, D)
-  return vlm.lm.logits(gather(reshape(h, [b.B * b.T, D]), 0, b.scored)); // (scored, V)
+  // the LM runs on the R real tokens only (Llama.hidden's packed rows); pads are never computed
+  const realIds = Int32Array.from(b.packed.real, (p) => b.ids[p]!);
+  let x = reshape(vlm.lm.embed(realIds), [realIds.length, D]); // (R, D)
+  if (img) {
+    // text rows first, then image rows: a real position's row in concat([text (R), images (n·N)])
+    const rows = Int32Array.from(b.packed.real, (p, r) => (b.rows[p]! < b.B * b.T ? r : b.rows[p]! - b.B * b.T + realIds.length));
+    x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, rows); // (R, D)
+  }
+  const h = vlm.lm.hidden(x, { tap, packed: b.packed }); // (R, D)
+  return vlm.lm.logits(gather(h, 0, b.scoredReal)); // (scored, V)
 }
 
 /** The throwaway heads a stage trains beside the model: contrastive (vision) and dense (`dense > 0`). */

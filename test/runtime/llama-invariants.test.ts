@@ -1,10 +1,11 @@
 // Llama-family invariants on small random models (with and without GQA), through the runtime's decoder:
-// KV-cache decode == full recompute at every step, and a batch of two == two batches of one.
+// KV-cache decode == full recompute at every step, a batch of two == two batches of one, and training's
+// packed rows (real tokens only) == the right-padded batch, forward and backward.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Llama, type LlamaConfig } from '../../src/models/llama.ts';
 import { Decoder, greedyTokens } from '../../src/runtime/generate.ts';
-import { noGrad, tidy, argmax, Rng } from '../../src/tensor/index.ts';
+import { noGrad, tidy, argmax, Rng, Tensor, backward, gather, mul, sum, reshape } from '../../src/tensor/index.ts';
 import { initBackend, type BackendName } from '../../src/backend/index.ts';
 import { assertClose } from '../helpers/backends.ts';
 
@@ -69,6 +70,50 @@ for (const [label, Hkv] of [['MHA', 4], ['GQA', 2], ['MQA', 1]] as const) {
       const seq = ids.slice(0, 6);
       for (let i = 0; i < 8; i++) seq.push(noGrad(() => tidy(() => argmax(m.forward(seq))[seq.length - 1]!)));
       assert.deepEqual(greedy, seq.slice(6));
+    });
+
+    test('packed rows == the right-padded batch: real hidden states and every weight gradient (1e-5)', () => {
+      const lens = [12, 5, 9];
+      const B = lens.length, T = Math.max(...lens), E = config.embedding_length;
+      const ids = new Int32Array(B * T); // pads hold token 0; with large weights they would move a real row if seen
+      const real: number[] = [];
+      const slot = new Int32Array(B * T).fill(lens.reduce((a, b) => a + b));
+      lens.forEach((L, b) => {
+        for (let t = 0; t < L; t++) {
+          ids[b * T + t] = 1 + rng.int(V - 1);
+          slot[b * T + t] = real.length;
+          real.push(b * T + t);
+        }
+      });
+      const packed = { B, T, real: Int32Array.from(real), slot };
+      const R = real.length;
+      const probe = Tensor.from(Float32Array.from({ length: R * E }, () => rng.normal()), [R, E]);
+      const grads = (rows: () => Tensor) => tidy(() => {
+        for (const p of params) p.grad = null;
+        const h = rows(); // (R, E)
+        backward(sum(mul(h, probe)));
+        // the output head is not part of hidden(): every other weight gets a gradient
+        return { h: h.toArray(), g: new Map([...m.namedParameters()].filter(([k]) => !k.startsWith('output.')).map(([k, p]) => [k, p.grad!.toArray()])) };
+      });
+      const params = [...m.namedParameters().values()];
+      const was = params.map((p) => p.requiresGrad);
+      for (const p of params) p.requiresGrad = true;
+      try {
+        const padded = grads(() => gather(reshape(m.hidden(m.embed(ids, B)), [B * T, E]), 0, packed.real));
+        const ours = grads(() => m.hidden(reshape(m.embed(Int32Array.from(real, (p) => ids[p]!)), [R, E]), { packed }));
+        assertClose(ours.h, padded.h, 1e-5, 1e-5, 'hidden');
+        assert.equal(ours.g.size, padded.g.size);
+        for (const [k, g] of padded.g) {
+          assert.ok(g.some((v) => v !== 0), `${k} has a gradient`);
+          assertClose(ours.g.get(k)!, g, 1e-4, 1e-4, k);
+        }
+        // not the same as ignoring the grid: the last sample's rows read as one long sequence differ
+        const flat = tidy(() => m.hidden(reshape(m.embed(Int32Array.from(real, (p) => ids[p]!)), [1, R, E])).toArray());
+        assert.ok(flat.subarray((R - 1) * E).some((v, i) => Math.abs(v - padded.h[(R - 1) * E + i]!) > 1e-2));
+        assert.throws(() => m.hidden(reshape(m.embed([1, 2]), [2, E]), { packed }), /packed hidden/);
+      } finally {
+        params.forEach((p, i) => { p.requiresGrad = was[i]!; p.grad = null; });
+      }
     });
 
     test('a batch of two == two batches of one (1e-5), full forward and cached decode', () => {
