@@ -208,6 +208,17 @@ test('stage freezing: instruct with lr.vision trains the vision tower too', asyn
   for (const prefix of ['v.patch_embd', 'v.blk.0.attn_q', 'mm.', 'lm.blk.0.attn_q']) assert.ok(c.some((k) => k.startsWith(prefix)), `${prefix} moved`);
 });
 
+test('onStep: called once per optimizer step with its stage, loss, wall time and real tokens', async () => {
+  const data = await squaresDataset();
+  const seen: { step: number; stage: string; loss: number; ms: number; tokens: number }[] = [];
+  const r = await train(tinyConfig(data, { stages: [{ name: 'instruct', steps: 3, batchSize: 4, gradAccum: 2, lr: { projector: 1e-3, lm: 1e-3 } }] }),
+    { progress: false, onStep: (s) => seen.push(s) });
+  assert.deepEqual(seen.map((s) => s.step), [1, 2, 3]);
+  assert.deepEqual(seen.map((s) => s.loss), r.state.history.map((h) => h.loss));
+  assert.ok(seen.every((s) => s.stage === 'instruct' && s.ms > 0 && s.tokens > 0));
+  assert.equal(seen.reduce((a, s) => a + s.tokens, 0), r.state.tokens);
+});
+
 test('right padding: a batch loss equals the token-weighted losses of its samples alone', async () => {
   const data = await squaresDataset();
   const r = await train(tinyConfig(data, { stages: [{ name: 'instruct', steps: 1, batchSize: 4, lr: { projector: 1e-3, lm: 1e-3 } }] }), { progress: false });
