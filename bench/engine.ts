@@ -9,9 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { log, median, root, sharedDir, type Figure } from './common.ts';
+import { log, machine, median, root, sharedDir, type Figure } from './common.ts';
 import { createWasmBackend, type WasmBackend } from '../src/backend/wasm/index.ts';
 import type { MatmulParams } from '../src/tensor/kernels.ts';
 import type { DType } from '../src/tensor/dtype.ts';
@@ -179,12 +178,6 @@ export async function run(args: string[]): Promise<void> {
       log(`  ${f.name} @${f.threads}: vista ${f.value} ${f.unit} vs PyTorch ${f.ref.value} → ${ratio.toFixed(2)}× PyTorch speed`);
     }
   }
-  const machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.availableParallelism(),
-    node: process.version,
-    backend: features,
-  };
-  console.log(JSON.stringify({ suite: 'engine', machine, figures }));
+  console.log(JSON.stringify({ suite: 'engine', machine: { ...machine(), backend: features }, figures }));
   process.exit(0);
 }

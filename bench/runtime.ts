@@ -9,9 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { log, median, root, sharedDir as shared, type Figure } from './common.ts';
+import { log, machine, median, root, sharedDir as shared, type Figure } from './common.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { openGGUF } from '../src/platform/gguf-file.ts';
 import { loadLlamaGGUF } from '../src/runtime/gguf-llama.ts';
@@ -165,7 +164,6 @@ export async function run(args: string[]): Promise<void> {
   const rss = rssPeak(files.q8_0, t);
   log(`  rss_peak_q8_0_168m @${t}: ${rss.toFixed(0)} MB (file ${(readFileSync(files.q8_0).length / 1e6).toFixed(0)} MB)`);
   figures.push({ name: 'rss_peak_q8_0_168m', threads: t, value: +rss.toFixed(0), unit: 'MB', ref: null });
-  const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version };
-  console.log(JSON.stringify({ suite: 'runtime', machine, figures }));
+  console.log(JSON.stringify({ suite: 'runtime', machine: machine(), figures }));
   process.exit(0);
 }

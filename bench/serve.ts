@@ -5,11 +5,11 @@
  *
  * Last stdout line: {"suite":"serve","machine":{…},"figures":[{name,threads,value,unit,ref}]}
  */
-import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { writeTinyVlm } from '../test/helpers/tiny-vlm.ts';
 import { VisionLanguageModel } from '../src/runtime/vlm.ts';
 import { serve } from '../src/server/serve.ts';
+import { flag, machine } from './common.ts';
 
 interface Figure {
   name: string;
@@ -20,14 +20,6 @@ interface Figure {
 }
 
 const log = (...a: unknown[]): void => console.error(...a);
-
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be an integer ≥ 1`);
-  return v;
-}
 
 const quantile = (xs: number[], q: number): number => {
   if (!xs.length) return NaN;
@@ -104,6 +96,5 @@ export async function run(args: string[]): Promise<void> {
     { name: 'serve_errors', threads: 1, value: errors, unit: 'count', ref: null },
     { name: 'serve_peak_rss', threads: 1, value: peakRss / 2 ** 20, unit: 'MiB', ref: null },
   ];
-  const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version, clients, requests, maxTokens, concurrency };
-  console.log(JSON.stringify({ suite: 'serve', machine, figures }));
+  console.log(JSON.stringify({ suite: 'serve', machine: { ...machine(), clients, requests, maxTokens, concurrency }, figures }));
 }

@@ -13,20 +13,15 @@
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log, median, root, type Figure } from './common.ts';
+import { flag, log, machine, median, root, type Figure } from './common.ts';
 import { generateDataset } from '../src/data/generate.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
 import { train } from '../src/train/loop.ts';
 
-const flag = (args: string[], name: string, dflt: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
-  const n = flag(args, '--steps', quick ? 6 : 24);
-  const reps = flag(args, '--reps', quick ? 1 : 3);
+  const n = flag(args, 'steps', quick ? 6 : 24);
+  const reps = flag(args, 'reps', quick ? 1 : 3);
   const warm = 2;
   const dir = path.join(os.tmpdir(), `vista-bench-train-${process.pid}`);
   try {
@@ -64,8 +59,7 @@ export async function run(args: string[]): Promise<void> {
       { name: 'train_dialogue_step', threads, value: +median(ms).toFixed(1), unit: 'ms', ref: null },
       { name: 'train_dialogue_tokens', threads, value: +median(tps).toFixed(1), unit: 'tok/s', ref: null },
     ];
-    const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: threads, node: process.version };
-    console.log(JSON.stringify({ suite: 'train', machine, figures }));
+    console.log(JSON.stringify({ suite: 'train', machine: machine(), figures }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

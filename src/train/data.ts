@@ -312,6 +312,10 @@ export interface Batch {
   readonly tokens: number;
   /** the real tokens' grid positions and each grid position's packed row (the LM runs on real tokens only) */
   readonly packed: PackedRows;
+  /** (R) the real tokens' ids, image slots 0 */
+  readonly realIds: Int32Array;
+  /** (R) each real token's row in concat([text embeddings (R), image embeddings (nImages·N)]) */
+  readonly realRows: Int32Array;
   /** per scored position, its row among the real tokens */
   readonly scoredReal: Int32Array;
 }
@@ -320,12 +324,18 @@ export interface Batch {
 export function collate(samples: readonly Encoded[], imageTokens: number): Batch {
   const B = samples.length;
   const T = Math.max(...samples.map((s) => s.ids.length));
+  const tokens = samples.reduce((n, s) => n + s.ids.length, 0);
   const ids = new Int32Array(B * T);
   const rows = new Int32Array(B * T);
+  const real = new Int32Array(tokens);
+  const slot = new Int32Array(B * T).fill(tokens);
+  const realIds = new Int32Array(tokens);
+  const realRows = new Int32Array(tokens);
   const scored: number[] = [];
+  const scoredReal: number[] = [];
   const targets: number[] = [];
   const images: string[] = [];
-  let tokens = 0;
+  let r = 0;
   samples.forEach((s, b) => {
     const base = b * T;
     for (let t = 0; t < T; t++) rows[base + t] = base + t;
@@ -335,13 +345,17 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
       for (let j = 0; j < imageTokens; j++) rows[base + start + j] = B * T + img * imageTokens + j;
     });
     const L = s.ids.length;
-    tokens += L;
-    for (let t = 0; t < L; t++) {
+    for (let t = 0; t < L; t++, r++) {
       const id = s.ids[t]!;
       ids[base + t] = id === IMAGE_SLOT ? 0 : id;
+      real[r] = base + t;
+      slot[base + t] = r;
+      realIds[r] = ids[base + t]!;
+      realRows[r] = rows[base + t]! < B * T ? r : rows[base + t]! - B * T + tokens;
       // position t predicts token t+1
       if (t + 1 < L && s.learn[t + 1]) {
         scored.push(base + t);
+        scoredReal.push(r);
         targets.push(s.ids[t + 1]!);
       }
     }
@@ -353,18 +367,8 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
     answerLen.fill(j - i, i, j);
     i = j;
   }
-  const real = new Int32Array(tokens);
-  const slot = new Int32Array(B * T).fill(tokens);
-  let r = 0;
-  samples.forEach((s, b) => {
-    for (let t = 0; t < s.ids.length; t++, r++) {
-      real[r] = b * T + t;
-      slot[b * T + t] = r;
-    }
-  });
-  const scoredReal = Int32Array.from(scored, (p) => slot[p]!);
   return {
     B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, images, tokens,
-    packed: { B, T, real, slot }, scoredReal,
+    packed: { B, T, real, slot }, realIds, realRows, scoredReal: Int32Array.from(scoredReal),
   };
 }

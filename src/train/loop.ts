@@ -427,13 +427,8 @@ export interface AttendAux { targets: AttendTargets; weight: number; layer: numb
 export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number, tap: AttentionTap | null = null): Tensor {
   const D = vlm.config.lm.embedding_length;
   // the LM runs on the R real tokens only (Llama.hidden's packed rows); pads are never computed
-  const realIds = Int32Array.from(b.packed.real, (p) => b.ids[p]!);
-  let x = reshape(vlm.lm.embed(realIds), [realIds.length, D]); // (R, D)
-  if (img) {
-    // text rows first, then image rows: a real position's row in concat([text (R), images (n·N)])
-    const rows = Int32Array.from(b.packed.real, (p, r) => (b.rows[p]! < b.B * b.T ? r : b.rows[p]! - b.B * b.T + realIds.length));
-    x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, rows); // (R, D)
-  }
+  let x = reshape(vlm.lm.embed(b.realIds), [b.tokens, D]); // (R, D)
+  if (img) x = gather(concat([x, reshape(img, [b.images.length * N, D])], 0), 0, b.realRows); // (R, D)
   const h = vlm.lm.hidden(x, { tap, packed: b.packed }); // (R, D)
   return vlm.lm.logits(gather(h, 0, b.scoredReal)); // (scored, V)
 }
