@@ -9,17 +9,7 @@ import { readFileSync } from 'node:fs';
 import { writeTinyVlm } from '../test/helpers/tiny-vlm.ts';
 import { VisionLanguageModel } from '../src/runtime/vlm.ts';
 import { serve } from '../src/server/serve.ts';
-import { flag, machine } from './common.ts';
-
-interface Figure {
-  name: string;
-  threads: number;
-  value: number;
-  unit: string;
-  ref: null;
-}
-
-const log = (...a: unknown[]): void => console.error(...a);
+import { flag, log, machine, type Figure } from './common.ts';
 
 const quantile = (xs: number[], q: number): number => {
   if (!xs.length) return NaN;
