@@ -16,7 +16,7 @@ import { Rng } from '../tensor/rng.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { add } from '../tensor/ops/elementwise.ts';
 import { linear } from '../tensor/ops/matmul.ts';
-import { concat, gather } from '../tensor/ops/shape.ts';
+import { gather } from '../tensor/ops/shape.ts';
 import { reshape } from '../tensor/ops/view.ts';
 
 export interface LlamaConfig {
@@ -61,14 +61,14 @@ export interface PackedRows {
   readonly T: number;
   /** (R) each real token's position b·T + t on the padded grid */
   readonly real: Int32Array;
-  /** (B·T) each grid position's row in the packed states, or R for a pad */
+  /** (B·T) each grid position's row in the packed states, or -1 for a pad */
   readonly slot: Int32Array;
 }
 
 /** (R, C) packed rows → (B, T, C) on the padded grid, pads zero. */
 function unpack(x: Tensor, p: PackedRows): Tensor {
   const C = x.shape[x.ndim - 1]!;
-  return reshape(gather(concat([x, Tensor.zeros([1, C])], 0), 0, p.slot), [p.B, p.T, C]);
+  return reshape(gather(x, 0, p.slot, { zeroAt: -1 }), [p.B, p.T, C]);
 }
 
 /** (B, T, C) on the padded grid → (R, C) rows of the real tokens. */

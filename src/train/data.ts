@@ -328,7 +328,7 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
   const ids = new Int32Array(B * T);
   const rows = new Int32Array(B * T);
   const real = new Int32Array(tokens);
-  const slot = new Int32Array(B * T).fill(tokens);
+  const slot = new Int32Array(B * T).fill(-1);
   const realIds = new Int32Array(tokens);
   const realRows = new Int32Array(tokens);
   const scored: number[] = [];

@@ -77,7 +77,7 @@ for (const [label, Hkv] of [['MHA', 4], ['GQA', 2], ['MQA', 1]] as const) {
       const B = lens.length, T = Math.max(...lens), E = config.embedding_length;
       const ids = new Int32Array(B * T); // pads hold token 0; with large weights they would move a real row if seen
       const real: number[] = [];
-      const slot = new Int32Array(B * T).fill(lens.reduce((a, b) => a + b));
+      const slot = new Int32Array(B * T).fill(-1); // pads: a zero row on the grid
       lens.forEach((L, b) => {
         for (let t = 0; t < L; t++) {
           ids[b * T + t] = 1 + rng.int(V - 1);

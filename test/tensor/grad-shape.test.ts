@@ -34,6 +34,11 @@ describe('gradients: shape ops', () => {
     gradcheck((a) => T.gather(a!, 1, idx), [rnd([2, 3, 2], 14)]);
     gradcheck((a) => T.gather(T.transpose(a!), -1, idx), [rnd([3, 2], 15)]);
   });
+  test('gather with zero slices (-1) on each axis', () => {
+    const idx = Int32Array.from([1, -1, 0, 1, -1]);
+    gradcheck((a) => T.gather(a!, 0, idx, { zeroAt: -1 }), [rnd([2, 3], 17)]);
+    gradcheck((a) => T.gather(a!, 1, idx, { zeroAt: -1 }), [rnd([2, 2, 3], 18)]);
+  });
   test('pad', () => gradcheck((a) => T.pad(a!, 1, 2, 1, -1), [rnd([2, 3], 16)]));
 });
 
@@ -49,12 +54,20 @@ describe('shape ops: values and errors', () => {
     assert.equal(parts[1]!.storage, parts[0]!.storage, 'split pieces are views');
     assert.deepEqual(arr(T.pad(a, 0, 1, 0, 9)), [9, 9, 1, 2, 3, 4]);
     assert.deepEqual(arr(T.gather(a, 1, Int32Array.from([1, 1, 0]))), [2, 2, 1, 4, 4, 3]);
+    assert.deepEqual(arr(T.gather(a, 0, Int32Array.from([-1, 1, -1, 0]), { zeroAt: -1 })), [0, 0, 3, 4, 0, 0, 1, 2]);
+    // the zero slices get no gradient; the others scatter-add
+    const x = Tensor.from([[1, 2], [3, 4]]);
+    x.requiresGrad = true;
+    T.backward(T.sum(T.mul(T.gather(x, 0, Int32Array.from([1, -1, 1]), { zeroAt: -1 }), Tensor.from([[1, 1], [5, 5], [2, 3]]))));
+    assert.deepEqual(arr(x.grad!), [0, 0, 3, 4]);
   });
   test('errors name the shapes', () => {
     assert.throws(() => T.concat([a, Tensor.zeros([3, 1])], 1), ShapeError);
     assert.throws(() => T.split(a, 3, 0), /equal parts/);
     assert.throws(() => T.split(a, [1, 2], 0), /do not add up/);
     assert.throws(() => T.gather(a, 0, Int32Array.from([2])), /outside \[0, 2\)/);
+    assert.throws(() => T.gather(a, 0, Int32Array.from([-1])), /index -1 outside/, '-1 is a zero slice only when asked for');
+    assert.throws(() => T.gather(a, 0, Int32Array.from([-2]), { zeroAt: -1 }), /index -2 outside/);
     assert.throws(() => T.stack([a, b], 0), ShapeError);
   });
 });

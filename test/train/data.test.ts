@@ -136,12 +136,12 @@ test('collate: right padding, targets shifted by one, image rows after the text 
   const s1 = enc[1]!.imageStarts[0]!;
   assert.deepEqual([...b.rows.slice(T + s1, T + s1 + 4)], [2 * T + 4, 2 * T + 5, 2 * T + 6, 2 * T + 7]);
   assert.ok(![...b.ids].includes(IMAGE_SLOT));
-  // packed rows: the real tokens in order, each grid position's row (pads → R), scored positions among them
-  const L0 = enc[0]!.ids.length, L1 = enc[1]!.ids.length, R = L0 + L1;
+  // packed rows: the real tokens in order, each grid position's row (pads → -1), scored positions among them
+  const L0 = enc[0]!.ids.length, L1 = enc[1]!.ids.length;
   assert.notEqual(L0, L1, 'one sample is padded');
   assert.equal(b.packed.real.length, b.tokens);
   assert.deepEqual([...b.packed.real], [...Array.from({ length: L0 }, (_, t) => t), ...Array.from({ length: L1 }, (_, t) => T + t)]);
-  for (let p = 0; p < 2 * T; p++) assert.equal(b.packed.slot[p], p % T < (p < T ? L0 : L1) ? b.packed.real.indexOf(p) : R);
+  for (let p = 0; p < 2 * T; p++) assert.equal(b.packed.slot[p], p % T < (p < T ? L0 : L1) ? b.packed.real.indexOf(p) : -1);
   assert.deepEqual([...b.scoredReal].map((r) => b.packed.real[r]), [...b.scored]);
 });
 

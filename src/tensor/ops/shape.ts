@@ -115,25 +115,30 @@ export function stack(xs: readonly Tensor[], axis: number): Tensor {
 
 /**
  * Index-select along `axis`: out has `indices.length` entries on that axis, out[..., j, ...] =
- * x[..., indices[j], ...]. Indices may repeat; the backward pass scatter-adds.
+ * x[..., indices[j], ...]. Indices may repeat; the backward pass scatter-adds. With `zeroAt: -1`, an index
+ * of -1 gives a slice of zeros (which gets no gradient): scattering rows into a larger zero-padded grid.
  * @example gather(tokens, 1, Int32Array.from([0, 5, 9])) // (B, N, C) → (B, 3, C)
+ * @example gather(rows, 0, Int32Array.from([0, -1, 1]), { zeroAt: -1 }) // (2, C) → (3, C), the middle row zero
  */
-export function gather(x: Tensor, axis: number, indices: Int32Array): Tensor {
+export function gather(x: Tensor, axis: number, indices: Int32Array, opts: { zeroAt?: -1 } = {}): Tensor {
   checkF32('gather', x);
   const a = normAxis(axis, x.ndim);
   const dim = x.shape[a]!;
-  for (const i of indices) if (i < 0 || i >= dim) throw new ShapeError(`gather: index ${i} outside [0, ${dim}) on axis ${a}`);
+  const zero = opts.zeroAt === -1;
+  for (const i of indices)
+    if ((i < 0 || i >= dim) && !(zero && i === -1)) throw new ShapeError(`gather: index ${i} outside [0, ${dim}) on axis ${a}`);
   const n = indices.length;
   const outer = numel(x.shape.slice(0, a));
   const inner = numel(x.shape.slice(a + 1));
   const shape = [...x.shape];
   shape[a] = n;
-  const out = Tensor.empty(shape);
+  const out = zero ? Tensor.zeros(shape) : Tensor.empty(shape);
   const xc = raw(x);
   const xd = xc.data;
   const od = out.data;
   for (let o = 0; o < outer; o++)
     for (let j = 0; j < n; j++) {
+      if (indices[j]! < 0) continue;
       const src = xc.offset + (o * dim + indices[j]!) * inner;
       od.set(xd.subarray(src, src + inner), (o * n + j) * inner);
     }
@@ -144,6 +149,7 @@ export function gather(x: Tensor, axis: number, indices: Int32Array): Tensor {
     const d = gx.data;
     for (let o = 0; o < outer; o++)
       for (let j = 0; j < n; j++) {
+        if (indices[j]! < 0) continue;
         const dst = (o * dim + indices[j]!) * inner;
         const src = gc.offset + (o * n + j) * inner;
         for (let i = 0; i < inner; i++) d[dst + i]! += gd[src + i]!;
