@@ -132,15 +132,18 @@ export function gather(x: Tensor, axis: number, indices: Int32Array, opts: { zer
   const inner = numel(x.shape.slice(a + 1));
   const shape = [...x.shape];
   shape[a] = n;
-  const out = zero ? Tensor.zeros(shape) : Tensor.empty(shape);
+  const out = Tensor.empty(shape);
   const xc = raw(x);
   const xd = xc.data;
   const od = out.data;
   for (let o = 0; o < outer; o++)
     for (let j = 0; j < n; j++) {
-      if (indices[j]! < 0) continue;
-      const src = xc.offset + (o * dim + indices[j]!) * inner;
-      od.set(xd.subarray(src, src + inner), (o * n + j) * inner);
+      const dst = (o * n + j) * inner;
+      if (indices[j]! < 0) od.fill(0, dst, dst + inner);
+      else {
+        const src = xc.offset + (o * dim + indices[j]!) * inner;
+        od.set(xd.subarray(src, src + inner), dst);
+      }
     }
   return record(out, 'gather', [x], (g) => {
     const gc = raw(g);
