@@ -59,7 +59,7 @@ export interface TrainState {
 
 export interface CheckpointParts {
   model: ReadonlyMap<string, Tensor>;
-  /** throwaway training heads of the current stage (contrastive, dense) */
+  /** throwaway training heads: the current vision stage's contrastive head, and the run's dense head */
   heads: ReadonlyMap<string, Tensor> | null;
   opt: { step: number; tensors: Record<string, Tensor> };
 }
@@ -102,7 +102,10 @@ export interface LoadedCheckpoint {
   optStep: number;
   /** copy `model.*` into these parameters (every one present, same shapes) */
   loadModel(into: ReadonlyMap<string, Tensor>): void;
-  loadHeads(into: ReadonlyMap<string, Tensor>): void;
+  /** copy `heads.*` (or only `heads.<only>.*`) into these tensors, named without `heads.` (strictly) */
+  loadHeads(into: ReadonlyMap<string, Tensor>, only?: string): void;
+  /** names of the training heads' tensors held (without `heads.`) */
+  headNames(): string[];
   optTensors(): Record<string, Tensor>;
 }
 
@@ -125,7 +128,10 @@ export async function readCheckpoint(given: string): Promise<LoadedCheckpoint> {
     state: parsed,
     optStep: parsed.optStep,
     loadModel: (into) => copyTensorsStrict(Object.fromEntries(into), part('model'), `checkpoint ${file} (model)`),
-    loadHeads: (into) => copyTensorsStrict(Object.fromEntries(into), part('heads'), `checkpoint ${file} (training heads)`),
+    loadHeads: (into, only) => copyTensorsStrict(Object.fromEntries(into),
+      Object.fromEntries(Object.entries(part('heads')).filter(([k]) => only === undefined || k.startsWith(`${only}.`))),
+      `checkpoint ${file} (training heads)`),
+    headNames: () => Object.keys(part('heads')),
     optTensors: () => part('opt'),
   };
 }

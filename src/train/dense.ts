@@ -153,6 +153,11 @@ export class DenseHead extends Module {
     this.box = lin(4);
     if (opts.scene) this.scene = lin(SCENE_CLASSES);
   }
+
+  /** Give a head made without one a seeded scene head (a later stage that asks for the summary). */
+  addScene(seed: number): void {
+    this.scene ??= new Linear(this.colour.weight.shape[1]!, SCENE_CLASSES, { bias: true, rng: new Rng(seed, 12), std: 1 / Math.sqrt(this.colour.weight.shape[1]!) });
+  }
 }
 
 /**

@@ -169,17 +169,29 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const secondsBefore = state.seconds;
   const runStart = performance.now();
   let loaded: LoadedCheckpoint | null = ckpt;
-  // a checkpoint at a stage boundary (step 0 of a stage, or after the last) holds only the (merged) model: the stage
-  // starts as it would have — seeded heads and adapters, a fresh optimiser, data position 0
+  // the training heads: the contrastive head lives for its vision stage; the dense head lives for the whole run, so
+  // every stage with dense supervision continues the one trained before it instead of starting a random one (whose
+  // first gradients would pull the tower toward random targets while it re-learns)
+  const kept = new StageHeads();
+  const visionWidth = vlm.config.vision.embedding_length;
+  // a checkpoint at a stage boundary (step 0 of a stage, or after the last) holds only the (merged) model and the
+  // dense head: the stage starts as it would have — seeded adapters, a fresh optimiser, data position 0
   if (ckpt && ckpt.state.stageStep === 0) {
     ckpt.loadModel(vlm.namedParameters());
+    kept.dense = savedDense(ckpt, visionWidth);
+    if (kept.dense) ckpt.loadHeads(kept.namedParameters(), 'dense');
     loaded = null;
+  }
+  // a run branched from a kept stage (`init.checkpoint`) continues its dense head too
+  if (!ckpt && init && 'checkpoint' in init) {
+    kept.dense = savedDense(init.checkpoint, visionWidth);
+    if (kept.dense) init.checkpoint.loadHeads(kept.namedParameters(), 'dense');
   }
 
   for (let si = state.stage; si < config.stages.length; si++) {
     const st = config.stages[si]!;
     if (state.stageStep === 0 && opts.maxSteps !== undefined && state.step >= opts.maxSteps) {
-      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+      await save(config, vlm, kept, null, state, secondsBefore + (performance.now() - runStart) / 1000, write);
       progress.stop();
       return { state, vlm, tokenizer, outputs: null };
     }
@@ -190,7 +202,9 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (groups.includes('projector')) vlm.mm.setTrainable(true);
     if (groups.includes('lm')) vlm.lm.setTrainable(true);
     if (st.lora) addLora(vlm.lm, st.lora.rank, st.lora.alpha, config.seed + 1000 * (si + 1));
-    const heads = stageHeads(st, tokenizer.vocabSize, vlm.config.vision.embedding_length, config.seed + si);
+    const resuming = loaded !== null && loaded.state.stage === si;
+    if (resuming) kept.dense ??= savedDense(loaded!, visionWidth);
+    const heads = stageHeads(st, kept, tokenizer.vocabSize, visionWidth, config.seed + si);
 
     // optimizer: per group (vision / projector / lm / lora), matrices decay, norms and biases do not
     const named: [string, Tensor, string][] = [];
@@ -217,12 +231,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
       : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
-    if (loaded && loaded.state.stage === si) {
-      // exact resume: parameters (incl. adapters and the contrastive head), optimiser buffers, data position
-      loaded.loadModel(vlm.namedParameters());
-      if (heads) loaded.loadHeads(heads.namedParameters());
-      opt.loadState({ step: loaded.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: loaded.optTensors() });
-      order.pos = { ...loaded.state.pos };
+    if (resuming) {
+      // exact resume: parameters (incl. adapters and the training heads), optimiser buffers, data position
+      loaded!.loadModel(vlm.namedParameters());
+      if (kept.clip || kept.dense) loaded!.loadHeads(kept.namedParameters());
+      opt.loadState({ step: loaded!.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: loaded!.optTensors() });
+      order.pos = { ...loaded!.state.pos };
       loaded = null;
     } else {
       state.stage = si;
@@ -303,7 +317,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     while (state.stageStep < st.steps) {
       if (opts.maxSteps !== undefined && state.step >= opts.maxSteps) {
         state.pos = { ...order.pos };
-        await save(config, vlm, heads, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+        await save(config, vlm, kept, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
         progress.stop();
         return { state, vlm, tokenizer, outputs: null };
       }
@@ -356,7 +370,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
         state.evals.push(await evaluate(st, state.step));
       if (config.checkpoint.every > 0 && state.step % config.checkpoint.every === 0) {
         state.pos = { ...order.pos };
-        await save(config, vlm, heads, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
+        await save(config, vlm, kept, opt, state, secondsBefore + (performance.now() - runStart) / 1000, write);
       }
     }
     // ---- end of stage ---------------------------------------------------------------------------
@@ -366,12 +380,13 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       progress.log(`[${st.name}] done at step ${state.step}: val loss ${e.valLoss.toFixed(4)}${e.scores ? ` ${JSON.stringify(e.scores)}` : ''}`);
     }
     if (st.lora) mergeLora(vlm.lm);
+    kept.clip = null;
     state.pos = { epoch: 0, cursor: 0 };
     state.stage = si + 1;
     state.stageStep = 0;
     // a boundary checkpoint: a resumed run may change the stages still to come
     if ((config.checkpoint.every > 0 || config.checkpoint.keepStages) && si + 1 < config.stages.length) {
-      await save(config, vlm, null, null, state, secondsBefore + (performance.now() - runStart) / 1000, write,
+      await save(config, vlm, kept, null, state, secondsBefore + (performance.now() - runStart) / 1000, write,
         config.checkpoint.keepStages ? `stage-${si}-${st.name}` : undefined);
     }
 
@@ -380,7 +395,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   // ---- export --------------------------------------------------------------------------------
   progress.stop();
   const seconds = secondsBefore + (performance.now() - runStart) / 1000;
-  await save(config, vlm, null, null, state, seconds, write);
+  await save(config, vlm, kept, null, state, seconds, write);
   const outputs = await exportModel(config, vlm, tokMeta, state, seconds, (performance.now() - t0) / 1000);
   return { state, vlm, tokenizer, outputs };
 }
@@ -433,18 +448,35 @@ export function scoredLogits(vlm: Llava, b: Batch, img: Tensor | null, N: number
   return vlm.lm.logits(gather(h, 0, b.scoredReal)); // (scored, V)
 }
 
-/** The throwaway heads a stage trains beside the model: contrastive (vision) and dense (`dense > 0`). */
+/** The throwaway heads trained beside the model: contrastive (a vision stage's) and dense (the run's). */
 class StageHeads extends Module {
   clip: ClipHead | null = null;
   dense: DenseHead | null = null;
 }
 
-function stageHeads(st: StageConfig, vocab: number, visionWidth: number, seed: number): StageHeads | null {
-  if (st.name !== 'vision' && !(st.dense > 0)) return null;
+/**
+ * The heads stage `st` trains, set in `kept`: a seeded contrastive head for a vision stage; for dense supervision the
+ * dense head kept from an earlier stage (given a scene head if this stage asks for one), else a seeded new one.
+ * Null when the stage trains no head (a kept dense head waits for the next stage that does).
+ */
+function stageHeads(st: StageConfig, kept: StageHeads, vocab: number, visionWidth: number, seed: number): StageHeads | null {
+  kept.clip = st.name === 'vision' ? new ClipHead(vocab, visionWidth, st.clipDim, seed) : null;
+  if (st.dense > 0) {
+    const scene = (st.denseScene ?? 0) > 0;
+    if (!kept.dense) kept.dense = new DenseHead(visionWidth, seed, { scene });
+    else if (scene) kept.dense.addScene(seed);
+  }
   const h = new StageHeads();
-  if (st.name === 'vision') h.clip = new ClipHead(vocab, visionWidth, st.clipDim, seed);
-  if (st.dense > 0) h.dense = new DenseHead(visionWidth, seed, { scene: (st.denseScene ?? 0) > 0 });
-  return h;
+  h.clip = kept.clip;
+  h.dense = st.dense > 0 ? kept.dense : null;
+  return h.clip || h.dense ? h : null;
+}
+
+/** A dense head shaped like the one a checkpoint holds (`heads.dense.*`, with or without its scene head), or null. */
+function savedDense(ckpt: LoadedCheckpoint, visionWidth: number): DenseHead | null {
+  const names = ckpt.headNames();
+  if (!names.some((n) => n.startsWith('dense.'))) return null;
+  return new DenseHead(visionWidth, 0, { scene: names.includes('dense.scene.weight') });
 }
 
 function noScene(file: string): never {

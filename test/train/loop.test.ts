@@ -336,3 +336,56 @@ test('init from a checkpoint: its tokenizer is used when the config names none; 
   await assert.rejects(train(tinyConfig(data, { stages: [s], init, tokenizer: { train: { vocabSize: 300 } } }), { progress: false, maxSteps: 0 }),
     /tokenizer: differs from the tokenizer of init .*checkpoint\.safetensors/);
 });
+
+test('the dense head lives for the whole run: boundaries keep it, a later dense stage continues it, resume stays exact', async () => {
+  const { shapesWorld, TINY_DIALOGUE_MODEL } = await import('./helpers.ts');
+  const { DenseHead, denseLoss, denseTargets, loadDenseIndex } = await import('../../src/train/dense.ts');
+  const root = await shapesWorld('vista-dense-carry-', 24, 2);
+  const stages = [
+    { name: 'vision', steps: 6, batchSize: 8, lr: { vision: 3e-3 }, warmup: 1, dense: 1 },
+    { name: 'align', steps: 2, batchSize: 4, lr: { projector: 2e-3 }, data: ['captions'] },
+    { name: 'instruct', steps: 3, batchSize: 4, lr: { vision: 1e-3, projector: 2e-3, lm: 2e-3 }, warmup: 1, data: ['instruct'], dense: 1 },
+  ];
+  const cfg = (every = 0) => {
+    const c = tinyConfig(root, { model: TINY_DIALOGUE_MODEL, stages });
+    return { ...c, checkpoint: { ...c.checkpoint, every, keepStages: true } };
+  };
+  const c0 = cfg();
+  const full = await train(c0, { progress: false });
+  // both boundaries hold the dense head (not the contrastive one), and align, which has no dense loss, leaves it as it was
+  const kept = (name: string) => readCheckpoint(path.join(c0.checkpoint.dir, `${name}.safetensors`));
+  const v = await kept('stage-0-vision'), a = await kept('stage-1-align');
+  assert.ok(v.headNames().length > 0 && v.headNames().every((n) => n.startsWith('dense.')), v.headNames().join(' '));
+  const hv = new DenseHead(32, 9), ha = new DenseHead(32, 9);
+  v.loadHeads(hv.namedParameters('dense'));
+  a.loadHeads(ha.namedParameters('dense'));
+  for (const [k, t] of hv.namedParameters()) assert.deepEqual(ha.namedParameters().get(k)!.toArray(), t.toArray(), k);
+  // the kept head is the trained one: on the tower it was trained with, its dense loss is far below a fresh head's
+  const model = new (await import('../../src/models/llava.ts')).Llava(full.vlm.config);
+  v.loadModel(model.namedParameters());
+  const index = await loadDenseIndex(path.join(root, 'train'));
+  const files = [...index.keys()].slice(0, 8);
+  const cache = new ImageCache(new VisionLanguageModel(full.vlm.lm, full.vlm, full.tokenizer).preprocess!, 1 << 24);
+  const px = Tensor.from(await cache.batch(files), [8, 3, 16, 16]);
+  const t = denseTargets(files.map((f) => index.get(f)!), 4);
+  const [trained, fresh] = noGrad(() => [hv, new DenseHead(32, 5)].map((h) => denseLoss(h, model.v.forward(px), t).item()));
+  assert.ok(trained! < fresh! - 1, `kept head ${trained}, fresh head ${fresh}`);
+  // and the instruct stage continued it: after 3 AdamW steps at lr ≤ 1e-3 (each moves a weight by about lr at most)
+  // the run's final head is within 1e-2 of the kept one everywhere; a new seeded head would be ~0.2 away
+  const end = await readCheckpoint(path.join(c0.checkpoint.dir, CHECKPOINT_FILE));
+  const hEnd = new DenseHead(32, 9);
+  end.loadHeads(hEnd.namedParameters('dense'));
+  let far = 0;
+  for (const [k, t] of hEnd.namedParameters()) {
+    const before = ha.namedParameters().get(k)!.toArray();
+    t.toArray().forEach((x, i) => (far = Math.max(far, Math.abs(x - before[i]!))));
+  }
+  assert.ok(far > 0 && far < 1e-2, `the instruct stage moved the kept head by up to ${far}`);
+  // resume is exact across it: stopped inside align (the head only in the checkpoint), then at the instruct boundary
+  const b = cfg(1);
+  await train(b, { progress: false, maxSteps: 7 });
+  await train(b, { progress: false, resume: true, maxSteps: 8 });
+  const r = await train(b, { progress: false, resume: true });
+  assert.deepEqual(r.state.history.map((h) => h.loss), full.state.history.map((h) => h.loss));
+  for (const [k, p] of full.vlm.namedParameters()) assert.deepEqual(r.vlm.namedParameters().get(k)!.toArray(), p.toArray(), k);
+});
