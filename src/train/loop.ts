@@ -179,14 +179,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   if (ckpt && ckpt.state.stageStep === 0) {
     ckpt.loadModel(vlm.namedParameters());
     kept.dense = savedDense(ckpt, visionWidth);
-    if (kept.dense) ckpt.loadHeads(kept.namedParameters(), 'dense');
     loaded = null;
   }
   // a run branched from a kept stage (`init.checkpoint`) continues its dense head too
-  if (!ckpt && init && 'checkpoint' in init) {
-    kept.dense = savedDense(init.checkpoint, visionWidth);
-    if (kept.dense) init.checkpoint.loadHeads(kept.namedParameters(), 'dense');
-  }
+  if (!ckpt && init && 'checkpoint' in init) kept.dense = savedDense(init.checkpoint, visionWidth);
 
   for (let si = state.stage; si < config.stages.length; si++) {
     const st = config.stages[si]!;
@@ -202,8 +198,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (groups.includes('projector')) vlm.mm.setTrainable(true);
     if (groups.includes('lm')) vlm.lm.setTrainable(true);
     if (st.lora) addLora(vlm.lm, st.lora.rank, st.lora.alpha, config.seed + 1000 * (si + 1));
-    const resuming = loaded !== null && loaded.state.stage === si;
-    if (resuming) kept.dense ??= savedDense(loaded!, visionWidth);
+    const resume = loaded?.state.stage === si ? loaded : null;
+    if (resume) kept.dense ??= savedDense(resume, visionWidth);
     const heads = stageHeads(st, kept, tokenizer.vocabSize, visionWidth, config.seed + si);
 
     // optimizer: per group (vision / projector / lm / lora), matrices decay, norms and biases do not
@@ -231,12 +227,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
       : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
-    if (resuming) {
+    if (resume) {
       // exact resume: parameters (incl. adapters and the training heads), optimiser buffers, data position
-      loaded!.loadModel(vlm.namedParameters());
-      if (kept.clip || kept.dense) loaded!.loadHeads(kept.namedParameters());
-      opt.loadState({ step: loaded!.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: loaded!.optTensors() });
-      order.pos = { ...loaded!.state.pos };
+      resume.loadModel(vlm.namedParameters());
+      if (kept.clip) resume.loadHeads(kept.clip.namedParameters('clip'), 'clip');
+      opt.loadState({ step: resume.optStep, groups: opt.groups.map((g) => ({ lr: g.lr, weightDecay: g.weightDecay })), tensors: resume.optTensors() });
+      order.pos = { ...resume.state.pos };
       loaded = null;
     } else {
       state.stage = si;
@@ -472,11 +468,13 @@ function stageHeads(st: StageConfig, kept: StageHeads, vocab: number, visionWidt
   return h.clip || h.dense ? h : null;
 }
 
-/** A dense head shaped like the one a checkpoint holds (`heads.dense.*`, with or without its scene head), or null. */
+/** The dense head a checkpoint holds (`heads.dense.*`, with or without its scene head), loaded; null if none. */
 function savedDense(ckpt: LoadedCheckpoint, visionWidth: number): DenseHead | null {
   const names = ckpt.headNames();
   if (!names.some((n) => n.startsWith('dense.'))) return null;
-  return new DenseHead(visionWidth, 0, { scene: names.includes('dense.scene.weight') });
+  const head = new DenseHead(visionWidth, 0, { scene: names.includes('dense.scene.weight') });
+  ckpt.loadHeads(head.namedParameters('dense'), 'dense');
+  return head;
 }
 
 function noScene(file: string): never {
