@@ -174,15 +174,16 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   // first gradients would pull the tower toward random targets while it re-learns)
   const kept = new StageHeads();
   const visionWidth = vlm.config.vision.embedding_length;
-  // a checkpoint at a stage boundary (step 0 of a stage, or after the last) holds only the (merged) model and the
-  // dense head: the stage starts as it would have — seeded adapters, a fresh optimiser, data position 0
+  // every checkpoint (mid-stage or boundary) holds the dense head, and a run branched from a kept stage
+  // (`init.checkpoint`) continues it too
+  const source = ckpt ?? (init && 'checkpoint' in init ? init.checkpoint : null);
+  if (source) kept.dense = savedDense(source, visionWidth);
+  // a checkpoint at a stage boundary (step 0 of a stage, or after the last) holds only the (merged) model besides:
+  // the stage starts as it would have — seeded adapters, a fresh optimiser, data position 0
   if (ckpt && ckpt.state.stageStep === 0) {
     ckpt.loadModel(vlm.namedParameters());
-    kept.dense = savedDense(ckpt, visionWidth);
     loaded = null;
   }
-  // a run branched from a kept stage (`init.checkpoint`) continues its dense head too
-  if (!ckpt && init && 'checkpoint' in init) kept.dense = savedDense(init.checkpoint, visionWidth);
 
   for (let si = state.stage; si < config.stages.length; si++) {
     const st = config.stages[si]!;
@@ -199,7 +200,6 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (groups.includes('lm')) vlm.lm.setTrainable(true);
     if (st.lora) addLora(vlm.lm, st.lora.rank, st.lora.alpha, config.seed + 1000 * (si + 1));
     const resume = loaded?.state.stage === si ? loaded : null;
-    if (resume) kept.dense ??= savedDense(resume, visionWidth);
     const heads = stageHeads(st, kept, tokenizer.vocabSize, visionWidth, config.seed + si);
 
     // optimizer: per group (vision / projector / lm / lora), matrices decay, norms and biases do not
