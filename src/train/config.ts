@@ -129,6 +129,10 @@ const Stage = z.object({
   /** curriculum: train only on dialogues whose first question is one of these tasks (needs generated dialogues'
    *  task metadata), e.g. the single-lookup tasks before the compound ones */
   tasks: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
+  /** mix: besides the stage's data, every dialogue turn of these tasks that does not lean on an earlier turn, as its
+   *  own single-question sample (./data.ts singleTurns) — e.g. the tasks that answer with a position, whose readout
+   *  single questions teach far sooner than whole dialogues */
+  singles: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -234,6 +238,8 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.warmup > s.steps) bad(`${at}.warmup`, `${s.warmup} exceeds steps ${s.steps}`);
     if (s.lora && s.name !== 'instruct' && s.name !== 'lm') bad(`${at}.lora`, `LoRA adapts the LM; stage '${s.name}' does not train it`);
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
+    if (s.singles && (s.name !== 'instruct' || !stageData(s).includes('instruct')))
+      bad(`${at}.singles`, 'single questions are cut from the dialogues: only an instruct stage that reads instruct data can mix them in');
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
     if (s.denseObjectWeight !== undefined && !(s.dense > 0)) bad(`${at}.denseObjectWeight`, 'the object weight is part of the dense loss: give dense > 0');
     if ((s.attendQuestion ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attendQuestion`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');

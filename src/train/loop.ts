@@ -140,7 +140,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
-    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}`;
+    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}:${st.singles?.join('+') ?? ''}`;
     if (!encoded.has(k)) {
       const cut = (s: Sample): Sample[] => (st.singleTurns ? singleTurns(s) : [st.turns === undefined ? s : firstTurns(s, st.turns)]);
       const pick = (m: Map<DataFile, Sample[]>, keep = (_: Sample) => true, form = (s: Sample): Sample[] => [s]) =>
@@ -152,6 +152,11 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const firstTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task;
       const asked = (s: Sample) => st.tasks === undefined || st.tasks.includes(firstTask(s) ?? '');
       const samples = pick(trainFiles, (s) => small(s) && asked(s), cut);
+      // the mixed-in single questions of the asked tasks (each sample's record holds its own turn's task only)
+      if (st.singles) {
+        const ownTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task ?? '';
+        samples.push(...(trainFiles.get('instruct') ?? []).flatMap(singleTurns).filter((s) => small(s) && st.singles!.includes(ownTask(s))));
+      }
       if (!samples.length)
         throw new ConfigError(`stage '${st.name}': no training dialogue fits its filters (maxObjects ${st.maxObjects ?? '-'}, tasks ${st.tasks?.join(', ') ?? '-'})`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });

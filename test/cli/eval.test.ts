@@ -2,7 +2,7 @@
 // generated test dialogues answered by the bundled model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultModelPaths } from '../../src/cli/commands/chat.ts';
 import { vista } from '../helpers/cli.ts';
@@ -55,4 +55,45 @@ test('vista eval --items into a missing directory is refused before evaluating',
   assert.notEqual(r.code, 0);
   assert.match(r.err, /--items: directory .*no-such-dir does not exist/);
   assert.equal(existsSync(items), false);
+});
+
+test('vista eval --history reference feeds the reference answers: a one-question dialogue is answered alike, a later turn sees the reference', () => {
+  const dir = tempDir('vista-eval-');
+  const data = path.join(dir, 'data');
+  assert.equal(vista(['data', 'shapes', '--n', '8', '--out', data, '--seed', '5', '--split', 'test']).code, 0);
+  const p = defaultModelPaths();
+  assert.ok(p);
+  const run = (history: string) => {
+    const items = path.join(dir, `${history}.jsonl`);
+    const r = vista(['eval', '--model', p.model, '--mmproj', p.mmproj, '--data', data, '--json', '--items', items, '--history', history]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal((JSON.parse(r.out) as { history: string }).history, history);
+    return readFileSync(items, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Item);
+  };
+  const own = run('own'), ref = run('reference');
+  const records = JSON.parse(readFileSync(path.join(data, 'instruct.json'), 'utf8')) as { conversations: { from: string }[] }[];
+  let single = 0;
+  records.forEach((rec, i) => {
+    if (rec.conversations.filter((t) => t.from === 'human').length !== 1) return;
+    single++;
+    assert.equal(ref[i]!.answer, own[i]!.answer, `dialogue ${i}`);
+  });
+  assert.ok(single < records.length, 'every generated dialogue has one question: nothing tells the two apart');
+  // an earlier reference answer too long for the context is fed only under --history reference
+  const recs = JSON.parse(readFileSync(path.join(data, 'instruct.json'), 'utf8')) as { conversations: { from: string; value?: string }[] }[];
+  const long = recs.filter((r) => r.conversations.filter((t) => t.from === 'human').length > 1).slice(0, 1);
+  long[0]!.conversations[1]!.value = 'yes '.repeat(1500);
+  const longDir = path.join(dir, 'long');
+  mkdirSync(longDir);
+  writeFileSync(path.join(longDir, 'instruct.json'), JSON.stringify(long));
+  symlinkSync(path.join(data, 'images'), path.join(longDir, 'images'));
+  copyFileSync(path.join(data, 'metadata.jsonl'), path.join(longDir, 'metadata.jsonl'));
+  assert.equal(vista(['eval', '--model', p.model, '--mmproj', p.mmproj, '--data', longDir, '--json']).code, 0);
+  const over = vista(['eval', '--model', p.model, '--mmproj', p.mmproj, '--data', longDir, '--json', '--history', 'reference']);
+  assert.notEqual(over.code, 0);
+  assert.match(over.err, /InputError: prompt of \d+ tokens exceeds the model's context length/);
+
+  const bad = vista(['eval', '--model', p.model, '--mmproj', p.mmproj, '--data', data, '--history', 'gold']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /--history must be 'own' or 'reference', got 'gold'/);
 });

@@ -115,6 +115,16 @@ test('attend: instruct stages only, a layer of the LM, absent unless given (old 
   assert.ok(!('attend' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
+test('singles: instruct stages reading dialogues only, known tasks, absent unless given (old checkpoints keep their config key)', () => {
+  assert.deepEqual(parseTrainConfig(instruct({ singles: ['ground', 'click'] }), '/base').stages[0]!.singles, ['ground', 'click']);
+  fails(instruct({ singles: ['ground', 'juggle'] }), /stages\[0\]\.singles/);
+  fails(instruct({ singles: ['click'], data: ['captions'] }), /stages\[0\]\.singles: single questions are cut from the dialogues/);
+  const align = base();
+  align.stages = [{ name: 'align', steps: 10, batchSize: 4, lr: { projector: 1e-3 }, data: ['instruct'], singles: ['click'] } as never];
+  fails(align, /stages\[0\]\.singles: single questions are cut from the dialogues/);
+  assert.ok(!('singles' in parseTrainConfig(base(), '/base').stages[0]!));
+});
+
 test('singleTurns: not on the vision stage, not with turns, absent unless given (old checkpoints keep their config key)', () => {
   assert.equal(parseTrainConfig(instruct({ singleTurns: true }), '/base').stages[0]!.singleTurns, true);
   fails(instruct({ singleTurns: true, turns: 1 }), /stages\[0\]\.singleTurns: single-question samples already keep one turn each/);

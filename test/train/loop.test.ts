@@ -253,7 +253,7 @@ test('export → reload via VisionLanguageModel.load gives the same greedy answe
   }
 });
 
-test('curriculum filters: maxObjects (scene size), turns (first turns), singleTurns, tasks (opening task); val stays whole; typed errors', async () => {
+test('curriculum filters: maxObjects (scene size), turns (first turns), singleTurns, singles (mixed in), tasks (opening task); val stays whole; typed errors', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
   const { tinyConfig, squaresDataset, shapesWorld, dialogueStage, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
@@ -290,6 +290,20 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
   assert.notDeepEqual(losses(single), losses(first));
   const singleColour = await run({ singleTurns: true, tasks: ['colour'] });
   assert.notDeepEqual(losses(singleColour), losses(single));
+
+  // singles: the stage's dialogues plus every self-contained turn of the named tasks as its own sample — the
+  // data position after the run pins the pool's size: 30 dialogues + one sample per such turn
+  const { readFileSync } = await import('node:fs');
+  const recs = JSON.parse(readFileSync(path.join(root, 'train', 'instruct.json'), 'utf8')) as { tasks: { task: string; followUp?: boolean }[] }[];
+  const pos = ['relation', 'ground', 'click'];
+  const nSingles = recs.reduce((a, r) => a + r.tasks.filter((t, k) => (k === 0 || t.followUp === false) && pos.includes(t.task)).length, 0);
+  assert.ok(nSingles > 10, `only ${nSingles} position questions in 30 dialogues`);
+  const mixed = (await train(tinyConfig(root, dialogueStage(30, 4, { singles: pos })), { progress: false, maxSteps: 25 })).state;
+  const n = recs.length + nSingles;
+  assert.equal(recs.length, 30);
+  assert.ok(100 > n && 100 < 2 * n, `pool ${n}`);
+  assert.deepEqual(mixed.pos, { epoch: 1, cursor: 100 - n });
+  assert.throws(() => tinyConfig(root, stage({ singles: ['colour', 'juggle'] })), /stages\[0\]\.singles/);
 
   // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
   const colour = await run({ tasks: ['colour', 'shape'] });

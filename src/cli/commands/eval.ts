@@ -1,7 +1,9 @@
 /**
  * `vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N]`: answer every
  * dialogue of DIR/<split>/instruct.json turn by turn (greedy, each turn fed the model's own earlier
- * answers) and score the last answers per task with the Shapes World graders. `--items FILE` also writes
+ * answers) and score the last answers per task with the Shapes World graders. `--history reference` feeds
+ * the reference answers instead (teacher forcing): the gap between the two is what the model's own earlier
+ * answers cost it. `--items FILE` also writes
  * one JSON line per dialogue (its question, reference, the model's answer and its grade) for error analysis.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
@@ -9,22 +11,24 @@ import path from 'node:path';
 import { InputError } from '../../errors.ts';
 import { VisionLanguageModel } from '../../runtime/vlm.ts';
 import { loadLlava, type Sample } from '../../train/data.ts';
-import { answerDialogue, summarize, type TaskScores } from '../../train/evaluate.ts';
+import { answerDialogue, answerLast, summarize, type TaskScores } from '../../train/evaluate.ts';
 import { gradeAnswer, loadSceneIndex, referenceAnswer, type Grade } from '../../train/grading.ts';
 import { parse, requireFlag } from '../args.ts';
 
 const USAGE = `Usage: vista eval --model LM.gguf --mmproj P.gguf --data DIR [--split test] [--json] [--limit N] [--max-tokens N]
-                  [--items FILE]
+                  [--items FILE] [--history own|reference]
 
 Scores the last answer of every dialogue in DIR/<split>/instruct.json (or DIR/instruct.json):
 exact match for count/colour/shape/exists/relation/read, caption F1, ground mean IoU and share ≥ 0.5,
-click inside the object's box (from the <tool_call> JSON). --items FILE writes one JSON line per
-dialogue: id, image, task, question, reference, answer and metrics.`;
+click inside the object's box (from the <tool_call> JSON). Earlier turns are answered by the model
+itself (--history own, the benchmark) or given their reference answers (--history reference).
+--items FILE writes one JSON line per dialogue: id, image, task, question, reference, answer and metrics.`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     model: { type: 'string' }, mmproj: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' },
     json: { type: 'boolean' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' }, items: { type: 'string' },
+    history: { type: 'string' },
   }, USAGE);
   if (values.help) return void console.log(USAGE), 0;
   const model = requireFlag(values.model, 'model', USAGE);
@@ -42,6 +46,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const items = values.items;
   if (items !== undefined && !statSync(path.dirname(path.resolve(items)), { throwIfNoEntry: false })?.isDirectory())
     throw new InputError(`--items: directory ${path.dirname(path.resolve(items))} does not exist`);
+  const history = values.history ?? 'own';
+  if (history !== 'own' && history !== 'reference') throw new InputError(`--history must be 'own' or 'reference', got '${history}'`);
   const split = values.split ?? 'test';
   const dir = existsSync(path.join(data, split, 'instruct.json')) ? path.join(data, split) : data;
   if (!existsSync(path.join(dir, 'instruct.json'))) throw new InputError(`no instruct.json in ${path.join(data, split)} or ${data}`);
@@ -53,8 +59,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const grades: Grade[] = [];
   const lines: string[] = [];
   for (const [i, s] of samples.entries()) {
-    const answers = await answerDialogue(vlm, s, maxTokens);
-    const answer = answers[answers.length - 1] ?? '';
+    const answer = history === 'reference' ? await answerLast(vlm, s, maxTokens) : (await answerDialogue(vlm, s, maxTokens)).at(-1) ?? '';
     const g = gradeAnswer(s, answer, scenes);
     grades.push(g);
     if (items !== undefined) lines.push(JSON.stringify({
@@ -67,7 +72,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (items !== undefined) writeFileSync(items, lines.map((l) => `${l}\n`).join(''));
   const tasks = summarize(grades);
   const seconds = (performance.now() - t0) / 1000;
-  if (values.json) console.log(JSON.stringify({ model, mmproj, data: dir, dialogues: samples.length, seconds: +seconds.toFixed(2), tasks }, null, 2));
+  if (values.json) console.log(JSON.stringify({ model, mmproj, data: dir, history, dialogues: samples.length, seconds: +seconds.toFixed(2), tasks }, null, 2));
   else console.log(table(tasks, samples.length, seconds));
   return 0;
 }
