@@ -118,6 +118,9 @@ const Stage = z.object({
   /** how the next-token loss weighs answers: each scored token counts 1/len(its answer)^answerWeight, so 0 (the
    *  default) weighs every token alike and 1 every answer alike (a one-word colour as much as a caption) */
   answerWeight: z.number().min(0).max(1).optional(),
+  /** how much more the answer to a follow-up turn counts ("What shape is it?": a turn whose object an earlier turn
+   *  named, per the generated dialogues' task metadata) than any other answer; default 1 */
+  followUpWeight: z.number().positive().optional(),
   /** curriculum: train only on dialogues whose scene holds at most this many objects (needs scene metadata) */
   maxObjects: pos().optional(),
   /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans

@@ -88,6 +88,8 @@ interface LmBatch {
   batch: Batch;
   px: Float32Array | null;
   attend: AttendAux[];
+  /** per scored position, a weight (the follow-up answers'); null: all alike */
+  weights: Float32Array | null;
 }
 
 /** Run (or resume) the training described by `config`. */
@@ -279,10 +281,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const words = (files: readonly string[]): WordAlignAux | null => (st.wordAlign ?? 0) > 0 && files.length
       ? { targets: wordAlignTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), gridN, wordIds), weight: st.wordAlign! } : null;
     const loss = (b: LmBatch): Tensor => lmLoss(vlm, b.batch, b.px, N, dense(b.batch.images), b.attend, words(b.batch.images),
-      st.answerWeight ?? 0);
+      st.answerWeight ?? 0, b.weights);
     const nextLm = async (ids: number[]): Promise<LmBatch> => {
       const batch = collate(ids.map((i) => data!.train[i]!), N);
-      return { batch, px: batch.images.length ? await images.batch(batch.images) : null, attend: attend(ids, batch) };
+      const weights = st.followUpWeight !== undefined && st.followUpWeight !== 1
+        ? followUpWeights(batch, ids.map((i) => data!.samples[i]!), st.followUpWeight) : null;
+      return { batch, px: batch.images.length ? await images.batch(batch.images) : null, attend: attend(ids, batch), weights };
     };
 
     // validation loss of this stage's objective on the first eval.samples val items (+ graded answers for instruct)
@@ -404,11 +408,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 /**
  * Mean next-token loss of a right-padded batch. Text embeddings (B·T, D) and image embeddings
  * (images·N, D) are stacked and one gather puts every image embedding at its slot; only scored
- * positions reach the output projection. `answerWeight` p weighs each scored token by 1/len(its answer)^p.
+ * positions reach the output projection. `answerWeight` p weighs each scored token by 1/len(its answer)^p;
+ * `weights` (one per scored position) multiply in.
  */
 export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   aux: DenseAux | null = null,
-  att: readonly AttendAux[] = [], words: WordAlignAux | null = null, answerWeight = 0): Tensor {
+  att: readonly AttendAux[] = [], words: WordAlignAux | null = null, answerWeight = 0, weights: Float32Array | null = null): Tensor {
   let feats: Tensor | null = null;
   if (px) {
     const S = vlm.config.vision.image_size;
@@ -419,12 +424,38 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
     for (const a of att) if (a.layer === layer) terms.push(scale(attendLoss(q, k, a.head, a.targets), a.weight));
   } : null;
   const img = feats ? vlm.mm.forward(feats) : null;
-  const w = answerWeight > 0 ? Float32Array.from(b.answerLen, (n) => n ** -answerWeight) : null;
+  let w: Float32Array | null = answerWeight > 0 ? Float32Array.from(b.answerLen, (n) => n ** -answerWeight) : null;
+  if (weights) w = w ? w.map((x, i) => x * weights[i]!) : weights;
   let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets, -100, w);
   if (img && words && words.targets.rows.length) l = add(l, scale(wordAlignLoss(img, vlm.lm.token_embd.weight, words.targets), words.weight));
   if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
   for (const t of terms) l = add(l, t);
   return l;
+}
+
+/**
+ * Per scored position of a batch, `f` if it belongs to the answer of a follow-up turn, else 1. A sample's answers
+ * are its runs of consecutive scored positions, in turn order, matched one to one with its record's task metadata
+ * (`tasks[k].followUp`); a sample without metadata (a caption) weighs 1. A count mismatch is an InputError naming
+ * the sample — never a silently misweighted one.
+ */
+export function followUpWeights(b: Batch, samples: readonly Sample[], f: number): Float32Array {
+  const w = new Float32Array(b.scored.length).fill(1);
+  const runs = new Int32Array(b.B);
+  const turnOf = new Int32Array(b.scored.length);
+  for (let i = 0; i < b.scored.length; i++) {
+    const row = Math.floor(b.scored[i]! / b.T);
+    if (i === 0 || b.scored[i] !== b.scored[i - 1]! + 1) runs[row]!++;
+    turnOf[i] = runs[row]! - 1;
+  }
+  const tasks = samples.map((s) => s.record.tasks as { followUp?: boolean }[] | undefined);
+  tasks.forEach((t, r) => {
+    if (t && t.length !== runs[r])
+      throw new InputError(`sample ${samples[r]!.id}: ${runs[r]} answers for ${t.length} turns of task metadata`);
+  });
+  for (let i = 0; i < b.scored.length; i++)
+    if (tasks[Math.floor(b.scored[i]! / b.T)]?.[turnOf[i]!]?.followUp === true) w[i] = f;
+  return w;
 }
 
 /** The dense loss of one batch (./dense.ts): head, targets, its weight, the scene-summary and object weights. */

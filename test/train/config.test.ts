@@ -115,6 +115,12 @@ test('attend: instruct stages only, a layer of the LM, absent unless given (old 
   assert.ok(!('attend' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
+test('followUpWeight: positive, absent unless given (old checkpoints keep their config key)', () => {
+  assert.equal(parseTrainConfig(instruct({ followUpWeight: 2 }), '/base').stages[0]!.followUpWeight, 2);
+  fails(instruct({ followUpWeight: -1 }), /stages\[0\]\.followUpWeight/);
+  assert.ok(!('followUpWeight' in parseTrainConfig(base(), '/base').stages[0]!));
+});
+
 test('singles: instruct stages reading dialogues only, known tasks, absent unless given (old checkpoints keep their config key)', () => {
   assert.deepEqual(parseTrainConfig(instruct({ singles: ['ground', 'click'] }), '/base').stages[0]!.singles, ['ground', 'click']);
   fails(instruct({ singles: ['ground', 'juggle'] }), /stages\[0\]\.singles/);

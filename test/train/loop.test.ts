@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { train, lmLoss } from '../../src/train/loop.ts';
+import { train, lmLoss, followUpWeights } from '../../src/train/loop.ts';
 import { CHECKPOINT_FILE, readCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { collate, encodeSamples, loadLlava } from '../../src/train/data.ts';
 import { answerLast } from '../../src/train/evaluate.ts';
@@ -305,6 +305,15 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
   assert.deepEqual(mixed.pos, { epoch: 1, cursor: 100 - n });
   assert.throws(() => tinyConfig(root, stage({ singles: ['colour', 'juggle'] })), /stages\[0\]\.singles/);
 
+  // followUpWeight: follow-up answers count more — a different run on generated dialogues (which have follow-ups),
+  // and every sample's answers line up with its task metadata (else the run would stop with an InputError)
+  const recsF = JSON.parse(readFileSync(path.join(root, 'train', 'instruct.json'), 'utf8')) as { tasks: { followUp?: boolean }[] }[];
+  assert.ok(recsF.some((r) => r.tasks.some((t) => t.followUp)), 'no follow-up turn in the generated dialogues');
+  const heavy = await run({ followUpWeight: 3 }), unit = await run({ followUpWeight: 1 });
+  assert.deepEqual(losses(unit), losses(all));
+  assert.notDeepEqual(losses(heavy), losses(all));
+  assert.throws(() => tinyConfig(root, stage({ followUpWeight: 0 })), /stages\[0\]\.followUpWeight/);
+
   // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
   const colour = await run({ tasks: ['colour', 'shape'] });
   assert.notDeepEqual(losses(colour), losses(all));
@@ -424,4 +433,13 @@ test('a later stage that adds the scene summary gives the kept dense head a scen
   const r = await train(b, { progress: false, resume: true });
   assert.deepEqual(r.state.history.map((h) => h.loss), full.state.history.map((h) => h.loss));
   for (const [k, p] of full.vlm.namedParameters()) assert.deepEqual(r.vlm.namedParameters().get(k)!.toArray(), p.toArray(), k);
+});
+
+test('followUpWeights: each answer run of a sample is matched, in order, with its turn metadata; captions weigh 1; a mismatch names the sample', () => {
+  // two rows of T = 10: row 0 answers at t 1–3 and 6–7, row 1 at t 2–3 and 5; row 2 (a caption) at t 4–6
+  const b = { B: 3, T: 10, scored: Int32Array.from([1, 2, 3, 6, 7, 12, 13, 15, 24, 25, 26]) } as Parameters<typeof followUpWeights>[0];
+  const sample = (id: string, tasks?: { followUp?: boolean }[]) => ({ id, record: tasks ? { tasks } : {} }) as unknown as Parameters<typeof followUpWeights>[1][number];
+  const rows = [sample('a', [{ followUp: false }, { followUp: true }]), sample('b', [{}, { followUp: true }]), sample('cap')];
+  assert.deepEqual([...followUpWeights(b, rows, 2.5)], [1, 1, 1, 2.5, 2.5, 1, 1, 2.5, 1, 1, 1]);
+  assert.throws(() => followUpWeights(b, [rows[0]!, sample('b3', [{}, {}, { followUp: true }]), rows[2]!], 2), /sample b3: 2 answers for 3 turns/);
 });
