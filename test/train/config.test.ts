@@ -124,6 +124,7 @@ test('followUpWeight: positive, absent unless given (old checkpoints keep their 
 test('singles: instruct stages reading dialogues only, known tasks, absent unless given (old checkpoints keep their config key)', () => {
   assert.deepEqual(parseTrainConfig(instruct({ singles: ['ground', 'click'] }), '/base').stages[0]!.singles, ['ground', 'click']);
   fails(instruct({ singles: ['ground', 'juggle'] }), /stages\[0\]\.singles/);
+  fails(instruct({ singles: ['click'], singleTurns: true }), /stages\[0\]\.singles: with singleTurns every question is already its own sample/);
   fails(instruct({ singles: ['click'], data: ['captions'] }), /stages\[0\]\.singles: single questions are cut from the dialogues/);
   const align = base();
   align.stages = [{ name: 'align', steps: 10, batchSize: 4, lr: { projector: 1e-3 }, data: ['instruct'], singles: ['click'] } as never];
