@@ -306,6 +306,8 @@ export interface Batch {
   readonly targets: Int32Array;
   /** per scored position, the length of the answer it belongs to (its run of consecutive scored positions) */
   readonly answerLen: Int32Array;
+  /** per scored position, which of its sample's answers (0, 1, …, in turn order) it belongs to */
+  readonly answerTurn: Int32Array;
   /** image files in embedding order */
   readonly images: readonly string[];
   /** real (non-pad) tokens */
@@ -361,14 +363,19 @@ export function collate(samples: readonly Encoded[], imageTokens: number): Batch
     }
   });
   const answerLen = new Int32Array(scored.length);
-  for (let i = 0; i < scored.length;) {
+  const answerTurn = new Int32Array(scored.length);
+  for (let i = 0, row = -1, turn = 0; i < scored.length;) {
     let j = i + 1;
     while (j < scored.length && scored[j] === scored[j - 1]! + 1) j++;
     answerLen.fill(j - i, i, j);
+    const r = Math.floor(scored[i]! / T);
+    turn = r === row ? turn + 1 : 0;
+    row = r;
+    answerTurn.fill(turn, i, j);
     i = j;
   }
   return {
-    B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, images, tokens,
+    B, T, ids, rows, scored: Int32Array.from(scored), targets: Int32Array.from(targets), answerLen, answerTurn, images, tokens,
     packed: { B, T, real, slot }, realIds, realRows, scoredReal: Int32Array.from(scoredReal),
   };
 }

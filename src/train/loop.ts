@@ -154,11 +154,9 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       const firstTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task;
       const asked = (s: Sample) => st.tasks === undefined || st.tasks.includes(firstTask(s) ?? '');
       const samples = pick(trainFiles, (s) => small(s) && asked(s), cut);
-      // the mixed-in single questions of the asked tasks (each sample's record holds its own turn's task only)
-      if (st.singles) {
-        const ownTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task ?? '';
-        samples.push(...(trainFiles.get('instruct') ?? []).flatMap(singleTurns).filter((s) => small(s) && st.singles!.includes(ownTask(s))));
-      }
+      // the mixed-in single questions of the asked tasks (a single's record holds its own turn's task only, first)
+      if (st.singles)
+        samples.push(...(trainFiles.get('instruct') ?? []).flatMap(singleTurns).filter((s) => small(s) && st.singles!.includes(firstTask(s) ?? '')));
       if (!samples.length)
         throw new ConfigError(`stage '${st.name}': no training dialogue fits its filters (maxObjects ${st.maxObjects ?? '-'}, tasks ${st.tasks?.join(', ') ?? '-'})`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
@@ -440,22 +438,15 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
  * the sample — never a silently misweighted one.
  */
 export function followUpWeights(b: Batch, samples: readonly Sample[], f: number): Float32Array {
-  const w = new Float32Array(b.scored.length).fill(1);
-  const runs = new Int32Array(b.B);
-  const turnOf = new Int32Array(b.scored.length);
-  for (let i = 0; i < b.scored.length; i++) {
-    const row = Math.floor(b.scored[i]! / b.T);
-    if (i === 0 || b.scored[i] !== b.scored[i - 1]! + 1) runs[row]!++;
-    turnOf[i] = runs[row]! - 1;
-  }
+  const rowOf = Int32Array.from(b.scored, (p) => Math.floor(p / b.T));
+  const answers = new Int32Array(b.B);
+  rowOf.forEach((r, i) => (answers[r] = b.answerTurn[i]! + 1));
   const tasks = samples.map((s) => s.record.tasks as { followUp?: boolean }[] | undefined);
   tasks.forEach((t, r) => {
-    if (t && t.length !== runs[r])
-      throw new InputError(`sample ${samples[r]!.id}: ${runs[r]} answers for ${t.length} turns of task metadata`);
+    if (t && t.length !== answers[r])
+      throw new InputError(`sample ${samples[r]!.id}: ${answers[r]} answers for ${t.length} turns of task metadata`);
   });
-  for (let i = 0; i < b.scored.length; i++)
-    if (tasks[Math.floor(b.scored[i]! / b.T)]?.[turnOf[i]!]?.followUp === true) w[i] = f;
-  return w;
+  return Float32Array.from(rowOf, (r, i) => (tasks[r]?.[b.answerTurn[i]!]?.followUp === true ? f : 1));
 }
 
 /** The dense loss of one batch (./dense.ts): head, targets, its weight, the scene-summary and object weights. */

@@ -436,8 +436,14 @@ test('a later stage that adds the scene summary gives the kept dense head a scen
 });
 
 test('followUpWeights: each answer run of a sample is matched, in order, with its turn metadata; captions weigh 1; a mismatch names the sample', () => {
-  // two rows of T = 10: row 0 answers at t 1–3 and 6–7, row 1 at t 2–3 and 5; row 2 (a caption) at t 4–6
-  const b = { B: 3, T: 10, scored: Int32Array.from([1, 2, 3, 6, 7, 12, 13, 15, 24, 25, 26]) } as Parameters<typeof followUpWeights>[0];
+  // three rows of T = 10: row 0 answers at t 1–3 and 6–7, row 1 at t 2–3 and 5; row 2 (a caption) at t 4–6
+  const enc = (id: string, scoredAt: number[]) => {
+    const learn = new Uint8Array(10);
+    for (const t of scoredAt) learn[t + 1] = 1;
+    return { id, ids: Int32Array.from({ length: 10 }, (_, i) => i + 1), imageStarts: [], learn, images: [] };
+  };
+  const b = collate([enc('a', [1, 2, 3, 6, 7]), enc('b', [2, 3, 5]), enc('cap', [4, 5, 6])], 4);
+  assert.deepEqual([...b.scored], [1, 2, 3, 6, 7, 12, 13, 15, 24, 25, 26]);
   const sample = (id: string, tasks?: { followUp?: boolean }[]) => ({ id, record: tasks ? { tasks } : {} }) as unknown as Parameters<typeof followUpWeights>[1][number];
   const rows = [sample('a', [{ followUp: false }, { followUp: true }]), sample('b', [{}, { followUp: true }]), sample('cap')];
   assert.deepEqual([...followUpWeights(b, rows, 2.5)], [1, 1, 1, 2.5, 2.5, 1, 1, 2.5, 1, 1, 1]);
