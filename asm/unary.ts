@@ -109,9 +109,17 @@ function deriv(op: i32, x: f64): f64 {
   return f64x2.div(one, f64x2.add(one, expd(f64x2.neg(x))));
 }
 
-/** `fwd` for two lanes, for the ops built on exp (1 exp, 8 sigmoid, 9 gelu_erf, 11 quick_gelu, 12 silu) */
+/** `fwd` for two lanes, for the ops built on exp (1 exp, 8 sigmoid, 9 gelu_erf, 10 gelu_tanh, 11 quick_gelu, 12 silu) */
 @inline function fwdd(op: i32, x: v128): v128 {
   if (op == 1) return expd(x);
+  if (op == 10) {
+    // the reference's 0.5·x·(1 + tanh(u)), tanh(u) = 1 − 2/(e^{2u} + 1): the same cancellation for x ≪ 0
+    // (exactly 0 where tanh(u) rounds to −1), and within an f64 ulp or two of Math.tanh elsewhere
+    const one = f64x2.splat(1);
+    const u = f64x2.mul(f64x2.mul(f64x2.splat(SQRT_2_OVER_PI), x), f64x2.add(one, f64x2.mul(f64x2.splat(GELU_COEF_A), f64x2.mul(x, x))));
+    const t = f64x2.sub(one, f64x2.div(f64x2.splat(2), f64x2.add(expd(f64x2.add(u, u)), one)));
+    return f64x2.mul(f64x2.mul(f64x2.splat(0.5), x), f64x2.add(one, t));
+  }
   if (op == 8) return sigmoidd(x);
   if (op == 12) return f64x2.mul(x, sigmoidd(x));
   if (op == 11) return f64x2.mul(x, sigmoidd(f64x2.mul(f64x2.splat(1.702), x)));
@@ -139,7 +147,7 @@ export function unary_f64(op: i32, n: i32, x: usize, out: usize, ith: i32, nth: 
   const i0 = part(n, ith, nth, 16);
   const i1 = part(n, ith + 1, nth, 16);
   let i = i0;
-  if (op == 1 || op == 8 || op == 9 || op == 11 || op == 12) {
+  if (op == 1 || (op >= 8 && op <= 12)) {
     for (; i + 2 <= i1; i += 2) {
       const o = <usize>i << 2;
       const y = fwdd(op, f64x2.promote_low_f32x4(v128.load64_zero(x + o)));
@@ -193,9 +201,17 @@ export function unary_bwd_f64(op: i32, n: i32, x: usize, dy: usize, dx: usize, i
   return f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), expv(f32x4.neg(x))));
 }
 
-/** op'(x) lane-wise for ops 8 sigmoid, 9 gelu_erf, 11 quick_gelu, 12 silu (see `deriv`) */
+/** op'(x) lane-wise for ops 8 sigmoid, 9 gelu_erf, 10 gelu_tanh, 11 quick_gelu, 12 silu (see `deriv`) */
 @inline function derivv(op: i32, x: v128): v128 {
   const one = f32x4.splat(1);
+  if (op == 10) {
+    // with s = sigmoid(2u) = (1 + tanh u)/2: s + 2·x·s·(1 − s)·√(2/π)·(1 + 3a·x²)
+    const x2 = f32x4.mul(x, x);
+    const u = f32x4.mul(f32x4.mul(f32x4.splat(<f32>SQRT_2_OVER_PI), x), f32x4.add(one, f32x4.mul(f32x4.splat(<f32>GELU_COEF_A), x2)));
+    const s = sigmoidv(f32x4.add(u, u));
+    const du = f32x4.mul(f32x4.splat(<f32>SQRT_2_OVER_PI), f32x4.add(one, f32x4.mul(f32x4.splat(<f32>(3 * GELU_COEF_A)), x2)));
+    return f32x4.add(s, f32x4.mul(f32x4.mul(f32x4.add(x, x), f32x4.mul(s, f32x4.sub(one, s))), du));
+  }
   if (op == 9) {
     const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(one, erfv(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
     const pdf = f32x4.mul(expv(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5))), f32x4.splat(0.3989422804014327));
@@ -214,7 +230,7 @@ export function unary_bwd_f64(op: i32, n: i32, x: usize, dy: usize, dx: usize, i
   return f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s))));
 }
 
-/** dx[i] = dy[i]·op'(x[i]) in f32x4 for ops 8, 9, 11, 12 (others: unary_bwd_f64) */
+/** dx[i] = dy[i]·op'(x[i]) in f32x4 for ops 8–12 (others: unary_bwd_f64) */
 export function unary_bwd_f32(op: i32, n: i32, x: usize, dy: usize, dx: usize, ith: i32, nth: i32): void {
   const i0 = part(n, ith, nth, 4);
   const i1 = part(n, ith + 1, nth, 4);

@@ -1,6 +1,7 @@
 /**
  * Engine benchmark: f32 GEMM (GFLOP/s), decode-shaped matrix–vector products with f32/f16/q8_0/q4_0
- * weights (GB/s of weight bytes: x (1×4096) · W^T, W = 4096 rows × 4096 in GGUF layout) and one
+ * weights (GB/s of weight bytes: x (1×4096) · W^T, W = 4096 rows × 4096 in GGUF layout), gelu_tanh forward and
+ * backward on 1M elements (Melem/s), and one
  * training step of the reference VLM (bench/train_step.ts), each with 1 and 2 threads on a fresh wasm
  * backend. PyTorch's figures from ../shared/bench/torch_ref.py are measured in the same run when
  * /usr/bin/python3 has torch (ratios on stderr). Options: --quick, --no-ref.
@@ -92,6 +93,18 @@ function engineFigures(threads: number, quick: boolean): { figures: Figure[]; fe
     const value = w.byteLength / sec / 1e9;
     figures.push({ name: `matvec_${type}_4096`, threads, value: +value.toFixed(2), unit: 'GB/s', ref: null });
     log(`  [threads=${threads}] matvec_${type}_4096: ${value.toFixed(1)} GB/s`);
+  }
+  // activations of a training step (the tower's MLP is gelu_tanh): forward exact (f64), backward f32x4
+  const n = 1 << 20;
+  const ax = f32(be, n, 7), ay = f32(be, n, 8), ag = f32(be, n, 9);
+  for (const [name, fn] of [
+    ['gelu_tanh_fwd', () => be.unary('gelu_tanh', n, ax, 0, ay)],
+    ['gelu_tanh_bwd', () => be.unaryBackward('gelu_tanh', n, ax, 0, ag, ay)],
+  ] as const) {
+    const sec = timeIt(fn, samples, quick ? 30 : 100);
+    const value = n / sec / 1e6;
+    figures.push({ name: `${name}_1M`, threads, value: +value.toFixed(1), unit: 'Melem/s', ref: null });
+    log(`  [threads=${threads}] ${name}_1M: ${value.toFixed(0)} Melem/s`);
   }
   const features = be.features;
   be.close();

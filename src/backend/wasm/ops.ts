@@ -22,7 +22,7 @@ const UNARY_F64: Record<UnaryOp, number> = {
 };
 
 /** derivatives with an f32x4 kernel (training only: the backward pass never feeds quantized inference) */
-const UNARY_BWD_SIMD: Partial<Record<UnaryOp, number>> = { sigmoid: 8, gelu_erf: 9, quick_gelu: 11, silu: 12 };
+const UNARY_BWD_SIMD: Partial<Record<UnaryOp, number>> = { sigmoid: 8, gelu_erf: 9, gelu_tanh: 10, quick_gelu: 11, silu: 12 };
 
 /** elementwise work below this runs on the calling thread only (dispatch costs more than it saves) */
 const EW_PER_THREAD = 1 << 15;
