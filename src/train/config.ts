@@ -121,6 +121,9 @@ const Stage = z.object({
   /** how much more the answer to a follow-up turn counts ("What shape is it?": a turn whose object an earlier turn
    *  named, per the generated dialogues' task metadata) than any other answer; default 1 */
   followUpWeight: z.number().positive().optional(),
+  /** seeds this stage's data order in place of the run's seed (the stage's index still picks the stream): a
+   *  stage re-run from its boundary checkpoint on another order measures how much a result is run-to-run noise */
+  orderSeed: int(0).optional(),
   /** curriculum: train only on dialogues whose scene holds at most this many objects (needs scene metadata) */
   maxObjects: pos().optional(),
   /** curriculum: train on each dialogue's first this many question–answer turns only (a first turn never leans

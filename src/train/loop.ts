@@ -229,8 +229,9 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const data = st.name === 'vision' ? null : encode(st);
     const pairs = st.name === 'vision' ? captionPairs(trainFiles.get('captions')!, tokenizer) : null;
     const valPairs = st.name === 'vision' ? captionPairs(valFiles.get('captions') ?? [], tokenizer) : null;
-    const order = pairs ? new EpochOrder(pairs.length, config.seed, si)
-      : new EpochOrder(data!.train.length, config.seed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
+    const orderSeed = st.orderSeed ?? config.seed;
+    const order = pairs ? new EpochOrder(pairs.length, orderSeed, si)
+      : new EpochOrder(data!.train.length, orderSeed, si, { lengths: data!.train.map((e) => e.ids.length), batchSize: st.batchSize });
 
     if (resume) {
       // exact resume: parameters (incl. adapters and the training heads), optimiser buffers, data position

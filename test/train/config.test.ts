@@ -121,6 +121,13 @@ test('followUpWeight: positive, absent unless given (old checkpoints keep their 
   assert.ok(!('followUpWeight' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
+test('orderSeed: a non-negative integer, absent unless given (old checkpoints keep their config key)', () => {
+  assert.equal(parseTrainConfig(instruct({ orderSeed: 7 }), '/base').stages[0]!.orderSeed, 7);
+  fails(instruct({ orderSeed: -1 }), /stages\[0\]\.orderSeed/);
+  fails(instruct({ orderSeed: 0.5 }), /stages\[0\]\.orderSeed/);
+  assert.ok(!('orderSeed' in parseTrainConfig(base(), '/base').stages[0]!));
+});
+
 test('singles: instruct stages reading dialogues only, known tasks, absent unless given (old checkpoints keep their config key)', () => {
   assert.deepEqual(parseTrainConfig(instruct({ singles: ['ground', 'click'] }), '/base').stages[0]!.singles, ['ground', 'click']);
   fails(instruct({ singles: ['ground', 'juggle'] }), /stages\[0\]\.singles/);

@@ -314,6 +314,12 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
   assert.notDeepEqual(losses(heavy), losses(all));
   assert.throws(() => tinyConfig(root, stage({ followUpWeight: 0 })), /stages\[0\]\.followUpWeight/);
 
+  // orderSeed: the run's own seed (tinyConfig's 3) gives the same run; another the same data in another order
+  const sameOrder = await run({ orderSeed: 3 }), otherOrder = await run({ orderSeed: 4 });
+  assert.deepEqual(losses(sameOrder), losses(all));
+  assert.notDeepEqual(losses(otherOrder), losses(all));
+  assert.throws(() => tinyConfig(root, stage({ orderSeed: 1.5 })), /stages\[0\]\.orderSeed/);
+
   // tasks: only dialogues that open with these tasks; the rest of the split is not trained on
   const colour = await run({ tasks: ['colour', 'shape'] });
   assert.notDeepEqual(losses(colour), losses(all));
