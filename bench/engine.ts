@@ -1,10 +1,10 @@
 /**
  * Engine benchmark: f32 GEMM (GFLOP/s), decode-shaped matrix–vector products with f32/f16/q8_0/q4_0
- * weights (GB/s of weight bytes: x (1×4096) · W^T, W = 4096 rows × 4096 in GGUF layout), gelu_tanh forward and
- * backward on 1M elements (Melem/s), and one
- * training step of the reference VLM (bench/train_step.ts), each with 1 and 2 threads on a fresh wasm
- * backend. PyTorch's figures from ../shared/bench/torch_ref.py are measured in the same run when
- * /usr/bin/python3 has torch (ratios on stderr). Options: --quick, --no-ref.
+ * weights (GB/s of weight bytes: x (1×4096) · W^T, W = 4096 rows × 4096 in GGUF layout), gelu_tanh
+ * forward and backward on 1M elements (Melem/s) and one training step of the reference VLM
+ * (bench/train_step.ts), each with 1 and 2 threads on a fresh wasm backend. PyTorch's figures from
+ * ../shared/bench/torch_ref.py are measured in the same run when /usr/bin/python3 has torch (ratios on
+ * stderr). Options: --quick, --no-ref.
  *
  * Last stdout line: {"suite":"engine","machine":{…},"figures":[{name,threads,value,unit,ref}]}
  */

@@ -15,7 +15,7 @@ export const SUPPORTED = new Set<KernelName>([
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
 /** exact ops (one f32 rounding either way) run 4-wide in f32 */
 const UNARY_SIMD: Partial<Record<UnaryOp, number>> = { neg: 0, sqrt: 2, abs: 3, relu: 4, square: 7, recip: 8 };
-/** every op, in f64 with the reference's formulas (asm/unary.ts) */
+/** every op, in f64 with the reference's formulas (asm/unary.ts; gelu_tanh takes its tanh from e^x, as close) */
 const UNARY_F64: Record<UnaryOp, number> = {
   neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, tanh: 5, abs: 6, relu: 7, sigmoid: 8, gelu_erf: 9, gelu_tanh: 10,
   quick_gelu: 11, silu: 12, square: 13, recip: 14,
