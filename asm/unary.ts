@@ -208,9 +208,11 @@ export function unary_bwd_f64(op: i32, n: i32, x: usize, dy: usize, dx: usize, i
     // with s = sigmoid(2u) = (1 + tanh u)/2: s + 2·x·s·(1 − s)·√(2/π)·(1 + 3a·x²)
     const x2 = f32x4.mul(x, x);
     const u = f32x4.mul(f32x4.mul(f32x4.splat(<f32>SQRT_2_OVER_PI), x), f32x4.add(one, f32x4.mul(f32x4.splat(<f32>GELU_COEF_A), x2)));
-    // (1 − s is sigmoid(−2u) from its own e^x: 1 − s in f32 would cancel where s is near 1)
-    const s = sigmoidv(f32x4.add(u, u));
-    const r = sigmoidv(f32x4.neg(f32x4.add(u, u)));
+    // one e = e^{−2u}: s = 1/(1 + e) and 1 − s = 1/(1 + 1/e), not 1 − s in f32, which cancels where s is near 1
+    // (e = +inf gives s = 0 and 1 − s = 1; e = 0 gives s = 1 and 1 − s = 0)
+    const e = expv(f32x4.neg(f32x4.add(u, u)));
+    const s = f32x4.div(one, f32x4.add(one, e));
+    const r = f32x4.div(one, f32x4.add(one, f32x4.div(one, e)));
     const du = f32x4.mul(f32x4.splat(<f32>SQRT_2_OVER_PI), f32x4.add(one, f32x4.mul(f32x4.splat(<f32>(3 * GELU_COEF_A)), x2)));
     return f32x4.add(s, f32x4.mul(f32x4.mul(f32x4.add(x, x), f32x4.mul(s, r)), du));
   }
