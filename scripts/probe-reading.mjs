@@ -30,6 +30,10 @@
 //                     its object's words (colour, shape, size; 'black', 'digit' and the digit) — word-aligned tokens
 //   wordAlign         weight of the loop's word-alignment loss (src/train/wordalign.ts) on the projector output
 //   curriculum        e.g. [[150,1],[300,2]]: up to step 150 train only on one-object scenes, up to 300 on ≤ 2 objects
+//   inPlace           score each self-standing question of the `only` tasks (ground, say) where the dialogue asks it,
+//                     after the turns before it (one sample per such question at turn ≥ 1; the earlier turns are
+//                     scored under `task~`): the same questions as `single`, but with a dialogue's context before them
+//   valForm           score val in another form than training: 'single', 'inPlace' or 'dialogue'
 //   keepModel         start from the checkpoint's own projector + LM instead of fresh ones; with "steps": 0 this
 //                     just scores a training checkpoint (teacher-forced, per task, with the image gap)
 //   export            a directory: write the encoded samples, the frozen tower's features, each image token's
@@ -63,7 +67,7 @@ import { wordAlignLoss, wordAlignTargets } from '../dist/src/train/wordalign.js'
 
 initBackend();
 const A = {
-  single: false, steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
+  single: false, inPlace: false, valForm: null, steps: 300, bs: 16, lrLm: 1e-3, lrProj: 1e-3, warmup: 30, seed: 1, evalEvery: 100, nTrain: 6000, nVal: 256, turns: Infinity,
   only: null, noTools: false, keepModel: false, oracleConj: false, wordAlign: 0, embScale: 1, mask: false, oracle: false, oracleWords: 0, curriculum: null, attend: 0, attendLayer: null, attendQuestion: 0,
   ckpt: 'runs/shapes-default/ckpt/checkpoint.safetensors', config: 'configs/shapes-default.json', train: 'data/shapes/train', val: 'data/shapes/val',
   ...JSON.parse(process.argv[2] ?? '{}'),
@@ -98,8 +102,25 @@ const cut = (s) => {
 };
 const trainAll = (await loadLlava(A.train, 'instruct')).slice(0, A.nTrain);
 const valAll = (await loadLlava(A.val, 'instruct')).slice(0, A.nVal);
-const split = (ss) => (A.single ? ss.flatMap(singleTurns) : ss);
-const trainS = split(trainAll).filter(keep), valS = split(valAll).filter(keep);
+/** `inPlace`: the dialogue up to each self-standing question (turn ≥ 1) of an `only` task, earlier tasks renamed `task~` */
+const inPlace = (s) => {
+  const meta = s.record.tasks ?? [];
+  const out = [];
+  let k = -1;
+  s.messages.forEach((m, i) => {
+    if (m.role !== 'user') return;
+    k++;
+    if (k === 0 || meta[k]?.followUp !== false || (A.only && !A.only.includes(meta[k].task))) return;
+    let end = i + 1;
+    while (end < s.messages.length && s.messages[end].role !== 'user') end++;
+    const tasks = meta.slice(0, k + 1).map((t, j) => (j < k ? { ...t, task: `${t.task}~` } : t));
+    out.push({ ...s, id: `${s.id}@${k}`, messages: s.messages.slice(0, end), record: { ...s.record, tasks } });
+  });
+  return out;
+};
+const splitAs = (form, ss) => (form === 'inPlace' ? ss.flatMap(inPlace) : (form === 'single' ? ss.flatMap(singleTurns) : ss).filter(keep));
+const trainForm = A.inPlace ? 'inPlace' : A.single ? 'single' : 'dialogue';
+const trainS = splitAs(trainForm, trainAll), valS = splitAs(A.valForm ?? trainForm, valAll);
 const fmt = rt.promptFormat();
 const trainE = encodeSamples(trainS.map(cut), fmt, { maxLen: 1024 });
 const valE = encodeSamples(valS.map(cut), fmt, { maxLen: 1024 });

@@ -135,6 +135,9 @@ const Stage = z.object({
   /** curriculum: train only on dialogues whose first question is one of these tasks (needs generated dialogues'
    *  task metadata), e.g. the single-lookup tasks before the compound ones */
   tasks: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
+  /** curriculum: each self-standing question of these tasks where its dialogue asks it, as its own sample (the
+   *  dialogue cut after that answer; ./data.ts questionsInPlace) — single questions, in the dialogue's form */
+  inPlace: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
   /** mix: besides the stage's data, every dialogue turn of these tasks that does not lean on an earlier turn, as its
    *  own single-question sample (./data.ts singleTurns). Mixing in relation, ground and click this way made the
    *  bundled recipe worse on every task (README); off in the default recipe */
@@ -246,6 +249,10 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     if (s.dense > 0 && !groups.includes('vision')) bad(`${at}.dense`, `stage '${s.name}' does not train the vision tower (give lr.vision in an instruct stage)`);
     if (s.singles && (s.name !== 'instruct' || !stageData(s).includes('instruct')))
       bad(`${at}.singles`, 'single questions are cut from the dialogues: only an instruct stage that reads instruct data can mix them in');
+    if (s.inPlace && (s.name !== 'instruct' || !stageData(s).includes('instruct')))
+      bad(`${at}.inPlace`, 'questions are cut from the dialogues: only an instruct stage that reads instruct data can take them in place');
+    if (s.inPlace && (s.singleTurns || s.turns !== undefined || s.tasks !== undefined))
+      bad(`${at}.inPlace`, 'inPlace picks its own questions and cuts: drop singleTurns, turns and tasks');
     if (s.singles && s.singleTurns) bad(`${at}.singles`, 'with singleTurns every question is already its own sample');
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
     if (s.denseObjectWeight !== undefined && !(s.dense > 0)) bad(`${at}.denseObjectWeight`, 'the object weight is part of the dense loss: give dense > 0');

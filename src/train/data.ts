@@ -156,6 +156,29 @@ export function firstTurns(s: Sample, k: number): Sample {
 }
 
 /**
+ * Every question of one of `tasks` that stands on its own (task metadata `followUp: false`), asked where its
+ * dialogue asks it: the dialogue cut right after that question's answer (`firstTurns`), so the turns before it
+ * stay, and are learned too. A readout learned from single questions (`singleTurns`: the image right before
+ * the question) did not carry over to the same questions asked later in a dialogue (README, "Where an object
+ * is"); this is the same lesson in the form the model is used in. Without task metadata there is nothing to
+ * pick: none. Ids are `<id>@<turn>`.
+ * @example questionsInPlace(s, ['ground']).map((x) => x.messages.length) // [4] for `<image> Q1 / A1 / Where is the star? / [..] / Q3 / A3`
+ */
+export function questionsInPlace(s: Sample, tasks: readonly string[]): Sample[] {
+  const meta = s.record.tasks as { task?: string; followUp?: boolean }[] | undefined;
+  if (!meta) return [];
+  const out: Sample[] = [];
+  let k = 0;
+  for (const m of s.messages) {
+    if (m.role !== 'user') continue;
+    const t = meta[k];
+    if (t && t.followUp === false && tasks.includes(t.task ?? '')) out.push({ ...firstTurns(s, k + 1), id: `${s.id}@${k}` });
+    k++;
+  }
+  return out;
+}
+
+/**
  * Every question of a dialogue that stands on its own (its task metadata says `followUp: false`; without
  * metadata only the first) as a single-question sample: the image, that question, its answer — the form of
  * the canonical items in a split's eval.jsonl, and the cheapest sample that still teaches a lookup (about a fifth of a dialogue's

@@ -42,7 +42,7 @@ import { crossEntropy } from '../tensor/ops/nn.ts';
 import { add, scale } from '../tensor/ops/elementwise.ts';
 import { stageData, stageGroups, vlmConfigOf, type DataFile, type StageConfig, type TrainConfig } from './config.ts';
 import {
-  EpochOrder, ImageCache, collate, encodeSamples, firstTurns, loadLlava, singleTurns, textOnly, type Batch, type Encoded, type Sample,
+  EpochOrder, ImageCache, collate, encodeSamples, firstTurns, loadLlava, questionsInPlace, singleTurns, textOnly, type Batch, type Encoded, type Sample,
 } from './data.ts';
 import { ClipHead, bagOfWords, clipLoss } from './clip.ts';
 import { DenseHead, denseLoss, denseTargets, loadDenseIndex, type DenseTargets } from './dense.ts';
@@ -142,9 +142,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
-    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}:${st.singles?.join('+') ?? ''}`;
+    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}:${st.singles?.join('+') ?? ''}:${st.inPlace?.join('+') ?? ''}`;
     if (!encoded.has(k)) {
-      const cut = (s: Sample): Sample[] => (st.singleTurns ? singleTurns(s) : [st.turns === undefined ? s : firstTurns(s, st.turns)]);
+      const cut = (s: Sample): Sample[] => (st.inPlace ? questionsInPlace(s, st.inPlace)
+        : st.singleTurns ? singleTurns(s) : [st.turns === undefined ? s : firstTurns(s, st.turns)]);
       const pick = (m: Map<DataFile, Sample[]>, keep = (_: Sample) => true, form = (s: Sample): Sample[] => [s]) =>
         files.flatMap((f) => m.get(f) ?? []).flatMap(form).filter(keep).map((s) => (all ? textOnly(s) : s));
       // a curriculum stage keeps the simple scenes (or first turns) of the train split; val stays whole, so evals

@@ -139,6 +139,16 @@ test('singles: instruct stages reading dialogues only, known tasks, absent unles
   assert.ok(!('singles' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
+test('inPlace: instruct stages reading dialogues only, known tasks, not with the other cuts, absent unless given', () => {
+  assert.deepEqual(parseTrainConfig(instruct({ inPlace: ['ground', 'click'] }), '/base').stages[0]!.inPlace, ['ground', 'click']);
+  fails(instruct({ inPlace: ['juggle'] }), /stages\[0\]\.inPlace/);
+  fails(instruct({ inPlace: [] }), /stages\[0\]\.inPlace/);
+  fails(instruct({ inPlace: ['ground'], data: ['captions'] }), /stages\[0\]\.inPlace: questions are cut from the dialogues/);
+  for (const other of [{ singleTurns: true }, { turns: 2 }, { tasks: ['ground'] }])
+    fails(instruct({ inPlace: ['ground'], ...other }), /stages\[0\]\.inPlace: inPlace picks its own questions and cuts/);
+  assert.ok(!('inPlace' in parseTrainConfig(base(), '/base').stages[0]!));
+});
+
 test('singleTurns: not on the vision stage, not with turns, absent unless given (old checkpoints keep their config key)', () => {
   assert.equal(parseTrainConfig(instruct({ singleTurns: true }), '/base').stages[0]!.singleTurns, true);
   fails(instruct({ singleTurns: true, turns: 1 }), /stages\[0\]\.singleTurns: single-question samples already keep one turn each/);

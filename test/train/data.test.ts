@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Tokenizer, trainBPE } from '../../src/tokenizer/index.ts';
 import { DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from '../../src/tokenizer/chat-template.ts';
 import { IMAGE_SLOT, type PromptFormat } from '../../src/runtime/conversation.ts';
-import { EpochOrder, ImageCache, collate, encodeSamples, firstTurns, llavaToSample, loadLlava, singleTurns, textOnly, toolCallText } from '../../src/train/data.ts';
+import { EpochOrder, ImageCache, collate, encodeSamples, firstTurns, llavaToSample, loadLlava, questionsInPlace, singleTurns, textOnly, toolCallText } from '../../src/train/data.ts';
 import { VISTA_SPECIAL_TOKENS } from '../../src/train/loop.ts';
 import { InputError } from '../../src/errors.ts';
 import { initBackend } from '../../src/backend/index.ts';
@@ -78,6 +78,33 @@ test('singleTurns: every self-standing question becomes a one-turn sample with t
   assert.deepEqual(only!.messages, bare.messages.slice(0, 2));
   assert.equal(only!.tools, undefined);
   assert.equal(firstTurns(bare, 1).tools, tools);
+});
+
+test('questionsInPlace: each self-standing question of the asked tasks, with the dialogue before it; follow-ups and other tasks are not cut at', () => {
+  const tools = [{ type: 'function', function: { name: 'click' } }];
+  const tasks = [{ task: 'ground', followUp: false }, { task: 'ground', followUp: true }, { task: 'click', followUp: false }, { task: 'exists', followUp: false }, { task: 'ground', followUp: false }];
+  const rec = {
+    id: 'd4', image: 'a.png', tools, tasks, conversations: [
+      { from: 'human', value: '<image>\nWhere is the square?' }, { from: 'gpt', value: '[1, 2, 3, 4]' },
+      { from: 'human', value: 'Where is it?' }, { from: 'gpt', value: '[1, 2, 3, 4]' },
+      { from: 'human', value: 'Click the circle.' }, { from: 'gpt', value: '', tool_call: { name: 'click', arguments: { x: 500, y: 250 } } },
+      { from: 'human', value: 'Is there a star?' }, { from: 'gpt', value: 'no' },
+      { from: 'human', value: 'Locate the circle.' }, { from: 'gpt', value: '[5, 6, 7, 8]' },
+    ],
+  };
+  const s = llavaToSample(rec, '/d');
+  const out = questionsInPlace(s, ['ground', 'click']);
+  assert.deepEqual(out.map((x) => x.id), ['d4@0', 'd4@2', 'd4@4'], 'the follow-up (turn 1) and the exists question (turn 3) are not cut at');
+  assert.deepEqual(out.map((x) => x.messages), [s.messages.slice(0, 2), s.messages.slice(0, 6), s.messages]);
+  assert.deepEqual(out.map((x) => x.tools), [undefined, tools, tools], 'the declaration goes where a kept turn calls it');
+  out.forEach((x) => { assert.equal(x.record.tasks, tasks, 'turn-indexed readers see the same turns'); assert.deepEqual(x.images, s.images); });
+  // the image stays where the dialogue put it, so the last question is asked after every turn before it
+  const enc = encodeSamples(out, fmt, { maxLen: 800 });
+  assert.deepEqual(enc.map((e) => [...e.ids].filter((i) => i === IMAGE_SLOT).length), [4, 4, 4]);
+  assert.ok(tok.decode([...enc[2]!.ids].filter((_, i) => enc[2]!.learn[i])).endsWith('no<|im_end|>[5, 6, 7, 8]<|im_end|>'));
+  assert.deepEqual(questionsInPlace(s, ['read']), []);
+  // without task metadata nothing says which task a question is: none
+  assert.deepEqual(questionsInPlace(llavaToSample({ ...rec, tasks: undefined }, '/d'), ['ground']), []);
 });
 
 test('firstTurns: the first k question–answer turns; tool declarations only where a kept turn calls a tool', () => {

@@ -253,7 +253,7 @@ test('export → reload via VisionLanguageModel.load gives the same greedy answe
   }
 });
 
-test('curriculum filters: maxObjects (scene size), turns (first turns), singleTurns, singles (mixed in), tasks (opening task); val stays whole; typed errors', async () => {
+test('curriculum filters: maxObjects (scene size), turns (first turns), singleTurns, singles (mixed in), inPlace, tasks (opening task); val stays whole; typed errors', async () => {
   const { rmSync } = await import('node:fs');
   const { train } = await import('../../src/train/loop.ts');
   const { tinyConfig, squaresDataset, shapesWorld, dialogueStage, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
@@ -304,6 +304,15 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
   assert.ok(100 > n && 100 < 2 * n, `pool ${n}`);
   assert.deepEqual(mixed.pos, { epoch: 1, cursor: 100 - n });
   assert.throws(() => tinyConfig(root, stage({ singles: ['colour', 'juggle'] })), /stages\[0\]\.singles/);
+
+  // inPlace: one sample per self-standing position question, cut after its answer — the pool's size again
+  // pinned by the data position; every sample ends on such an answer, so batches are shorter than whole dialogues
+  const nPlace = recs.reduce((a, r) => a + r.tasks.filter((t) => t.followUp === false && pos.includes(t.task)).length, 0);
+  const placed = (await train(tinyConfig(root, dialogueStage(30, 4, { inPlace: pos })), { progress: false, maxSteps: 25 })).state;
+  assert.ok(nPlace > 10 && nPlace < 100, `pool ${nPlace}`);
+  // 25 steps × 4 samples: whole epochs of the pool and then the cursor (an epoch rolls over lazily: cursor n, not 0)
+  assert.equal(placed.pos.epoch * nPlace + placed.pos.cursor, 100, `pool ${nPlace}, position ${JSON.stringify(placed.pos)}`);
+  assert.ok(placed.pos.cursor > 0 && placed.pos.cursor <= nPlace);
 
   // followUpWeight: follow-up answers count more — a different run on generated dialogues (which have follow-ups),
   // and every sample's answers line up with its task metadata (else the run would stop with an InputError)
