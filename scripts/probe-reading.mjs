@@ -102,7 +102,9 @@ const cut = (s) => {
 };
 const trainAll = (await loadLlava(A.train, 'instruct')).slice(0, A.nTrain);
 const valAll = (await loadLlava(A.val, 'instruct')).slice(0, A.nVal);
-/** `inPlace`: the dialogue up to each self-standing question (turn ≥ 1) of an `only` task, earlier tasks renamed `task~` */
+/** `inPlace`: the dialogue up to each self-standing question (turn ≥ 1) of an `only` task, earlier tasks renamed `task~`.
+ *  Unlike the loop's `questionsInPlace` (src/train/data.ts), which this measured the case for: turn 0 (the single
+ *  form) is left out, the dialogue's tool declaration always stays, and the earlier turns are scored apart. */
 const inPlace = (s) => {
   const meta = s.record.tasks ?? [];
   const out = [];
