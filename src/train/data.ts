@@ -159,9 +159,9 @@ export function firstTurns(s: Sample, k: number): Sample {
  * Every question of one of `tasks` that stands on its own (task metadata `followUp: false`), asked where its
  * dialogue asks it: the dialogue cut right after that question's answer (`firstTurns`), so the turns before it
  * stay, and are learned too. A readout learned from single questions (`singleTurns`: the image right before
- * the question) did not carry over to the same questions asked later in a dialogue (README, "A position readout
- * learned from single questions"); this is the same lesson in the form the model is used in. Without task metadata there is nothing to
- * pick: none. Ids are `<id>@<turn>`.
+ * the question) did not carry over to the same questions asked later in a dialogue (README, "A position
+ * readout learned from single questions"); this is the same lesson in the form the model is used in.
+ * Without task metadata there is nothing to pick: none. Ids are `<id>@<turn>`.
  * @example questionsInPlace(s, ['ground']).map((x) => x.messages.length) // [4] for `<image> Q1 / A1 / Where is the star? / [..] / Q3 / A3`
  */
 export function questionsInPlace(s: Sample, tasks: readonly string[]): Sample[] {

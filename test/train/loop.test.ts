@@ -305,8 +305,8 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
   assert.deepEqual(mixed.pos, { epoch: 1, cursor: 100 - n });
   assert.throws(() => tinyConfig(root, stage({ singles: ['colour', 'juggle'] })), /stages\[0\]\.singles/);
 
-  // inPlace: one sample per self-standing position question, cut after its answer — the pool's size again
-  // pinned by the data position; every sample ends on such an answer, so batches are shorter than whole dialogues
+  // inPlace: one sample per self-standing position question, cut after its answer (no dialogues besides) — the
+  // pool's size again pinned by the data position
   const nPlace = recs.reduce((a, r) => a + r.tasks.filter((t) => t.followUp === false && pos.includes(t.task)).length, 0);
   const placed = (await train(tinyConfig(root, dialogueStage(30, 4, { inPlace: pos })), { progress: false, maxSteps: 25 })).state;
   assert.ok(nPlace > 10 && nPlace < 100, `pool ${nPlace}`);
