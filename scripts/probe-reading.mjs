@@ -133,7 +133,7 @@ async function features(samples, name) {
   const files = [...new Set(samples.flatMap((s) => s.images))];
   const idx = new Map(files.map((f, i) => [f, i]));
   const file = path.join(os.tmpdir(), `vista-probe-${path.basename(A.ckpt)}-${fs.statSync(A.ckpt).mtimeMs}-${name}-${files.length}.f32`);
-  if (fs.existsSync(file) && fs.statSync(file).size === files.length * P * E * 4) return { idx, buf: new Float32Array(fs.readFileSync(file).buffer.slice(0)) };
+  if (fs.existsSync(file) && fs.statSync(file).size === files.length * P * E * 4) return { idx, buf: readF32(file, files.length * P * E) };
   const cache = new ImageCache(rt.preprocess, 2 ** 26);
   const buf = new Float32Array(files.length * P * E);
   for (let i = 0; i < files.length; i += 32) {
@@ -141,8 +141,20 @@ async function features(samples, name) {
     const px = await cache.batch(chunk);
     noGrad(() => tidy(() => buf.set(tower.v.forward(Tensor.from(px, [chunk.length, 3, S, S])).data, i * P * E)));
   }
-  fs.writeFileSync(file, Buffer.from(buf.buffer));
+  writeF32(file, buf);
   return { idx, buf };
+}
+// in 1 GiB pieces: a single fs read or write stops at 2 GiB (40 000 images of features are 2.9 GB)
+function writeF32(file, f32) {
+  const u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, 'w');
+  for (let o = 0; o < u8.length; o += 2 ** 30) fs.writeSync(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
+  fs.closeSync(fd);
+}
+function readF32(file, n) {
+  const f32 = new Float32Array(n), u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, 'r');
+  for (let o = 0; o < u8.length; o += 2 ** 30) fs.readSync(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
+  fs.closeSync(fd);
+  return f32;
 }
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
 if (A.export) {
