@@ -144,18 +144,20 @@ async function features(samples, name) {
   writeF32(file, buf);
   return { idx, buf };
 }
-// in 1 GiB pieces: a single fs read or write stops at 2 GiB (40 000 images of features are 2.9 GB)
-function writeF32(file, f32) {
-  const u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, 'w');
-  for (let o = 0; o < u8.length; o += 2 ** 30) fs.writeSync(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
-  fs.closeSync(fd);
-}
-function readF32(file, n) {
-  const f32 = new Float32Array(n), u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, 'r');
-  for (let o = 0; o < u8.length; o += 2 ** 30) fs.readSync(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
+// in pieces of at most 1 GiB, each read or written to the end (one fs call stops at 2 GiB and may do less than
+// asked; 40 000 images of features are 2.9 GB)
+function pieces(f32, file, flags, io) {
+  const u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, flags);
+  for (let o = 0; o < u8.length;) {
+    const n = io(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
+    if (n <= 0) throw new Error(`${file}: stopped at byte ${o} of ${u8.length}`);
+    o += n;
+  }
   fs.closeSync(fd);
   return f32;
 }
+const writeF32 = (file, f32) => pieces(f32, file, 'w', fs.writeSync);
+const readF32 = (file, n) => pieces(new Float32Array(n), file, 'r', fs.readSync);
 const FT = await features(trainAll, `train${A.nTrain}`), FV = await features(valAll, `val${A.nVal}`);
 if (A.export) {
   const all = new Map([...(await loadDenseIndex(A.train)), ...(await loadDenseIndex(A.val))]);
