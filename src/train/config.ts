@@ -142,6 +142,10 @@ const Stage = z.object({
    *  own single-question sample (./data.ts singleTurns). Mixing in relation, ground and click this way made the
    *  bundled recipe worse on every task (README); off in the default recipe */
   singles: z.array(z.enum(TASKS as unknown as [string, ...string[]])).min(1).optional(),
+  /** the stage's own train split (a directory like `data.train`, relative to the config): e.g. a later stage on
+   *  freshly generated dialogues instead of more passes over the first split. The tokenizer is still trained on
+   *  `data.train` alone, so adding or changing a stage's split never changes it; val stays `data.val` */
+  train: z.string().min(1).optional(),
 }).strict();
 
 const Paths = z.object({ train: z.string().min(1), val: z.string().min(1).optional(), test: z.string().min(1).optional() }).strict();
@@ -191,6 +195,11 @@ export type StageConfig = TrainConfig['stages'][number];
 export function stageData(s: StageConfig): readonly DataFile[] {
   if (s.data) return s.data;
   return s.name === 'instruct' ? ['instruct'] : s.name === 'lm' ? ['captions', 'instruct'] : ['captions'];
+}
+
+/** The train split a stage reads: its own, or the run's. */
+export function stageTrainDir(c: TrainConfig, s: StageConfig): string {
+  return s.train ?? c.data.train;
 }
 
 /** Parameter groups a stage trains (the rest are frozen). */
@@ -275,6 +284,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
     data: { train: abs(c.data.train), ...(c.data.val ? { val: abs(c.data.val) } : {}), ...(c.data.test ? { test: abs(c.data.test) } : {}) },
     init: c.init ? ('model' in c.init ? { model: abs(c.init.model), mmproj: abs(c.init.mmproj) } : { checkpoint: abs(c.init.checkpoint) }) : undefined,
     tokenizer: c.tokenizer && 'gguf' in c.tokenizer ? { gguf: abs(c.tokenizer.gguf) } : c.tokenizer,
+    stages: c.stages.map((s) => (s.train ? { ...s, train: abs(s.train) } : s)),
     checkpoint: { ...c.checkpoint, dir: abs(c.checkpoint.dir) },
     output: { ...c.output, dir: abs(c.output.dir) },
   };

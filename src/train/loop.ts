@@ -40,7 +40,7 @@ import { concat, gather } from '../tensor/ops/shape.ts';
 import { reshape } from '../tensor/ops/view.ts';
 import { crossEntropy } from '../tensor/ops/nn.ts';
 import { add, scale } from '../tensor/ops/elementwise.ts';
-import { stageData, stageGroups, vlmConfigOf, type DataFile, type StageConfig, type TrainConfig } from './config.ts';
+import { stageData, stageGroups, stageTrainDir, vlmConfigOf, type DataFile, type StageConfig, type TrainConfig } from './config.ts';
 import {
   EpochOrder, ImageCache, collate, encodeSamples, firstTurns, loadLlava, questionsInPlace, singleTurns, textOnly, type Batch, type Encoded, type Sample,
 } from './data.ts';
@@ -112,13 +112,22 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
   // ---- data ----------------------------------------------------------------------------------
   const needed = new Set(config.stages.flatMap((s) => stageData(s)));
+  // the run's train split (which alone trains the tokenizer) and the splits stages bring of their own
   const trainFiles = new Map<DataFile, Sample[]>();
   for (const f of needed) trainFiles.set(f, await loadLlava(config.data.train, f));
+  const stageFiles = new Map<string, Map<DataFile, Sample[]>>([[config.data.train, trainFiles]]);
+  for (const st of config.stages) {
+    const dir = stageTrainDir(config, st);
+    const m = stageFiles.get(dir) ?? new Map<DataFile, Sample[]>();
+    stageFiles.set(dir, m);
+    for (const f of stageData(st)) if (!m.has(f)) m.set(f, await loadLlava(dir, f));
+  }
+  const filesOf = (st: StageConfig) => stageFiles.get(stageTrainDir(config, st))!;
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
   const denseIndex = config.stages.some((s) => s.dense > 0 || (s.wordAlign ?? 0) > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined)
-    ? await loadDenseIndex(config.data.train) : null;
+    ? new Map((await Promise.all([...stageFiles.keys()].map(loadDenseIndex))).flatMap((m) => [...m])) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const init = await readInit(config);
@@ -142,7 +151,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const encode = (st: StageConfig): { train: Encoded[]; val: Encoded[]; samples: Sample[] } => {
     const files = stageData(st);
     const all = st.name === 'lm';
-    const k = `${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}:${st.singles?.join('+') ?? ''}:${st.inPlace?.join('+') ?? ''}`;
+    const train = filesOf(st);
+    const k = `${stageTrainDir(config, st)}:${all}:${files.join('+')}:${st.maxObjects ?? ''}:${st.turns ?? ''}:${st.singleTurns ?? ''}:${st.tasks?.join('+') ?? ''}:${st.singles?.join('+') ?? ''}:${st.inPlace?.join('+') ?? ''}`;
     if (!encoded.has(k)) {
       const cut = (s: Sample): Sample[] => (st.inPlace ? questionsInPlace(s, st.inPlace)
         : st.singleTurns ? singleTurns(s) : [st.turns === undefined ? s : firstTurns(s, st.turns)]);
@@ -154,10 +164,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
         || s.images.every((f) => (denseIndex!.get(f) ?? noScene(f)).length <= st.maxObjects!);
       const firstTask = (s: Sample) => (s.record.tasks as { task?: string }[] | undefined)?.[0]?.task;
       const asked = (s: Sample) => st.tasks === undefined || st.tasks.includes(firstTask(s) ?? '');
-      const samples = pick(trainFiles, (s) => small(s) && asked(s), cut);
+      const samples = pick(train, (s) => small(s) && asked(s), cut);
       // the mixed-in single questions of the asked tasks (a single's record holds its own turn's task only, first)
       if (st.singles)
-        samples.push(...(trainFiles.get('instruct') ?? []).flatMap(singleTurns).filter((s) => small(s) && st.singles!.includes(firstTask(s) ?? '')));
+        samples.push(...(train.get('instruct') ?? []).flatMap(singleTurns).filter((s) => small(s) && st.singles!.includes(firstTask(s) ?? '')));
       if (!samples.length)
         throw new ConfigError(`stage '${st.name}': no training dialogue fits its filters (maxObjects ${st.maxObjects ?? '-'}, tasks ${st.tasks?.join(', ') ?? '-'})`);
       encoded.set(k, { train: encodeSamples(samples, fmt, { maxLen, all }), val: encodeSamples(pick(valFiles), fmt, { maxLen, all }), samples });
@@ -228,7 +238,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
     // data of this stage, in a seeded order
     const data = st.name === 'vision' ? null : encode(st);
-    const pairs = st.name === 'vision' ? captionPairs(trainFiles.get('captions')!, tokenizer) : null;
+    const pairs = st.name === 'vision' ? captionPairs(filesOf(st).get('captions')!, tokenizer) : null;
     const valPairs = st.name === 'vision' ? captionPairs(valFiles.get('captions') ?? [], tokenizer) : null;
     const orderSeed = st.orderSeed ?? config.seed;
     const order = pairs ? new EpochOrder(pairs.length, orderSeed, si)

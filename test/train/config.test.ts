@@ -128,6 +128,14 @@ test('orderSeed: a non-negative integer, absent unless given (old checkpoints ke
   assert.ok(!('orderSeed' in parseTrainConfig(base(), '/base').stages[0]!));
 });
 
+test('train: the split of a stage resolves against the config like data.train, absent unless given (old checkpoints keep their config key)', () => {
+  const c = parseTrainConfig(instruct({ train: 'more/train' }), '/base');
+  assert.equal(c.stages[0]!.train, '/base/more/train');
+  assert.equal(c.data.train, '/base/d/train');
+  fails(instruct({ train: '' }), /stages\[0\]\.train/);
+  assert.ok(!('train' in parseTrainConfig(base(), '/base').stages[0]!));
+});
+
 test('singles: instruct stages reading dialogues only, known tasks, absent unless given (old checkpoints keep their config key)', () => {
   assert.deepEqual(parseTrainConfig(instruct({ singles: ['ground', 'click'] }), '/base').stages[0]!.singles, ['ground', 'click']);
   fails(instruct({ singles: ['ground', 'juggle'] }), /stages\[0\]\.singles/);
