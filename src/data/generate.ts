@@ -34,6 +34,9 @@ export interface GenerateOptions {
   dialoguesPerImage?: number;
   /** Question–answer turns per dialogue, [min, max]. Default [2, 5]. */
   turns?: readonly [number, number];
+  /** Objects per scene (digit included), [min, max] within 1–5, stratified like the default [1, 5]: e.g. [1, 1]
+   *  for a pool of one-object scenes (a curriculum, or many position questions without the selection problem). */
+  objects?: readonly [number, number];
   /** Scene sampler overrides (digit/noise/blur probabilities). */
   scene?: Omit<SceneOptions, 'size' | 'split'>;
   /** Images encoded concurrently. Default 8. */
@@ -53,16 +56,22 @@ const STREAM: Record<Split, number> = { train: 1001, val: 1002, test: 1003 };
 
 /**
  * The scenes of a split, in order (what `generateDataset` renders), without rendering anything. Stratified:
- * every block of 10 scenes has each object count 1–5 twice and round(10·digitProb) digits, in shuffled order.
+ * every block of scenes has each object count of `objects` (default 1–5) equally often — the range repeated
+ * until the block holds at least 10 scenes (1–5: twice) — and round(block·digitProb) digits, in shuffled order.
  */
-export function* splitScenes(seed: number, split: Split, opts: SceneOptions = {}): Generator<Scene> {
+export function* splitScenes(seed: number, split: Split, opts: SceneOptions = {}, objects: readonly [number, number] = [1, 5]): Generator<Scene> {
+  const [lo, hi] = objects;
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi > 5 || lo > hi)
+    throw new ConfigError(`objects must be a range within 1–5 (min ≤ max), got [${lo}, ${hi}]`);
+  const range = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  const block = Array.from({ length: Math.ceil(10 / range.length) }, () => range).flat();
   const rng = new Rng(seed, STREAM[split]);
   const seen = new Set<string>();
-  const digits = Math.round(10 * (opts.digitProb ?? 0.3));
+  const digits = Math.round(block.length * (opts.digitProb ?? 0.3));
   for (;;) {
-    const counts = rng.shuffle([1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
-    const hasDigit = rng.shuffle(Array.from({ length: 10 }, (_, i) => i < digits));
-    for (let i = 0; i < 10; ) {
+    const counts = rng.shuffle([...block]);
+    const hasDigit = rng.shuffle(Array.from({ length: block.length }, (_, i) => i < digits));
+    for (let i = 0; i < block.length; ) {
       const s = sampleScene(rng, { ...opts, split, objects: counts[i]!, digit: hasDigit[i]! });
       if (seen.has(s.hash)) continue;
       seen.add(s.hash);
@@ -85,7 +94,7 @@ export async function generateDataset(opts: GenerateOptions): Promise<GenerateRe
   const t0 = performance.now();
   await mkdir(path.join(outDir, 'images'), { recursive: true });
   const textRng = new Rng(seed, STREAM[split] + 100); // phrasing has its own stream: images do not move when templates change
-  const scenes = splitScenes(seed, split, { ...opts.scene, size });
+  const scenes = splitScenes(seed, split, { ...opts.scene, size }, opts.objects);
   const meta: string[] = [], captions: LlavaSample[] = [], instruct: LlavaSample[] = [], evals: EvalItem[] = [];
   let pending: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {

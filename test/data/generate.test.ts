@@ -103,6 +103,33 @@ describe('vista data shapes', () => {
     await assert.rejects(runDataShapes(['--bogus']), InputError);
   });
 
+  test('--objects N or MIN-MAX sets the objects per scene, each count equally often; a bad range is an InputError', async () => {
+    const orig = console.log;
+    console.log = () => {};
+    const counts = (dir: string): number[] => readFileSync(path.join(dir, 'metadata.jsonl'), 'utf8').trim().split('\n')
+      .map((l) => (JSON.parse(l) as { objects: unknown[] }).objects.length);
+    try {
+      assert.equal(await runDataShapes(['--n', '12', '--out', path.join(root, 'one'), '--seed', '4', '--objects', '1']), 0);
+      assert.equal(await runDataShapes(['--n', '20', '--out', path.join(root, 'two3'), '--seed', '4', '--objects', '2-3']), 0);
+    } finally {
+      console.log = orig;
+    }
+    assert.deepEqual(counts(path.join(root, 'one')), Array(12).fill(1));
+    const c = counts(path.join(root, 'two3'));
+    assert.deepEqual([c.filter((k) => k === 2).length, c.filter((k) => k === 3).length], [10, 10]);
+    // one-object scenes still carry digits at about the default rate (3 in each block of 10)
+    const digits = readFileSync(path.join(root, 'one', 'metadata.jsonl'), 'utf8').trim().split('\n')
+      .filter((l) => (JSON.parse(l) as { objects: { digit: number | null }[] }).objects[0]!.digit !== null).length;
+    assert.ok(digits >= 3 && digits <= 6, `${digits} digits in 12 one-object scenes`);
+    // the default range is the stream every existing split was drawn from
+    const { splitScenes } = await import('../../src/data/generate.ts');
+    const a = splitScenes(9, 'train'), b = splitScenes(9, 'train', {}, [1, 5]);
+    for (let i = 0; i < 30; i++) assert.equal(a.next().value!.hash, b.next().value!.hash);
+    for (const bad of ['0', '6', '3-2', '1-6', 'x'])
+      await assert.rejects(runDataShapes(['--n', '2', '--out', path.join(root, 'one'), '--seed', '4', '--objects', bad]), InputError);
+    assert.throws(() => splitScenes(1, 'train', {}, [0, 2]).next(), ConfigError);
+  });
+
   test('--turns MIN-MAX sets the dialogue length; a bad range is an InputError', async () => {
     const out = path.join(root, 'turns');
     const orig = console.log;
