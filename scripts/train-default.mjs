@@ -21,11 +21,13 @@ const dataDir = path.join(root, smoke ? 'runs/smoke/data' : 'data/shapes');
 const n = smoke ? 64 : 20000;
 // train/val alternate vista's rasterizer and the SVG (librsvg) renderer, so the model sees two anti-aliasings and
 // two digit designs; the test split is vista's renderer, and robustness sets come from the SVG renderer at other sizes
-const gen = (split, count, out, renderer, size = 128) => {
+const gen = (split, count, out, renderer, size = 128, seed = 0) => {
   if (!existsSync(path.join(out, 'instruct.json')))
-    vista(['data', 'shapes', '--n', String(count), '--out', out, '--seed', '0', '--split', split, '--renderer', renderer, '--size', String(size)]);
+    vista(['data', 'shapes', '--n', String(count), '--out', out, '--seed', String(seed), '--split', split, '--renderer', renderer, '--size', String(size)]);
 };
 gen('train', n, path.join(dataDir, 'train'), 'mixed');
+// the last instruct stage reads a second, fresh train split (its own seed) instead of more passes over the first
+gen('train', smoke ? 64 : 24000, path.join(dataDir, 'train-b'), 'mixed', 128, 1);
 gen('val', smoke ? 16 : 500, path.join(dataDir, 'val'), 'mixed');
 gen('test', smoke ? 16 : 2000, path.join(dataDir, 'test'), 'ts');
 const robust = smoke ? [['svg-256', 256, 8]] : [['svg-256', 256, 500], ['svg-96', 96, 250], ['svg-512', 512, 250]];
@@ -36,7 +38,7 @@ let config = path.join(root, 'configs/shapes-default.json');
 if (smoke) {
   const c = JSON.parse(readFileSync(config, 'utf8'));
   c.data = { train: path.join(dataDir, 'train'), val: path.join(dataDir, 'val') };
-  c.stages = c.stages.map((s) => ({ ...s, steps: 2, warmup: 1, batchSize: 4 }));
+  c.stages = c.stages.map((s) => ({ ...s, steps: 2, warmup: 1, batchSize: 4, ...(s.train ? { train: path.join(dataDir, path.basename(s.train)) } : {}) }));
   c.eval = { every: 2, samples: 4, generate: 2 };
   c.checkpoint = { dir: path.join(root, 'runs/smoke/ckpt'), every: 2 };
   c.output = { ...c.output, dir: path.join(root, 'runs/smoke/models') };
