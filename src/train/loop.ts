@@ -126,8 +126,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
   const valFiles = new Map<DataFile, Sample[]>();
   if (config.data.val) for (const f of needed) valFiles.set(f, (await loadLlava(config.data.val, f)).slice(0, config.eval.samples));
   const valScenes = config.data.val ? await loadSceneIndex(config.data.val) : null;
-  const denseIndex = config.stages.some((s) => s.dense > 0 || (s.wordAlign ?? 0) > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined)
-    ? new Map((await Promise.all([...stageFiles.keys()].map(loadDenseIndex))).flatMap((m) => [...m])) : null;
+  // scene metadata, from the splits of the stages that use it (a stage on plain LLaVA data needs none)
+  const usesScenes = (s: StageConfig) => s.dense > 0 || (s.wordAlign ?? 0) > 0 || (s.attend ?? 0) > 0 || (s.attendQuestion ?? 0) > 0 || s.maxObjects !== undefined;
+  const sceneDirs = new Set(config.stages.filter(usesScenes).map((s) => stageTrainDir(config, s)));
+  const denseIndex = sceneDirs.size ? new Map((await Promise.all([...sceneDirs].map(loadDenseIndex))).flatMap((m) => [...m])) : null;
 
   // ---- tokenizer -----------------------------------------------------------------------------
   const init = await readInit(config);

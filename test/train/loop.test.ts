@@ -363,6 +363,16 @@ test('a stage with its own train split trains on it, with the scene metadata of 
   assert.notDeepEqual(losses(own).slice(2), losses(plain).slice(2));
   // naming data.train's own directory is the same run as leaving it out
   assert.deepEqual(losses(named), losses(plain));
+  // a stage without scene supervision may read plain LLaVA data (no metadata.jsonl), even where another stage has it
+  const { cpSync } = await import('node:fs');
+  const plainDir = path.join(more, 'plain');
+  cpSync(path.join(more, 'train'), plainDir, { recursive: true, filter: (f) => !f.endsWith('metadata.jsonl') });
+  const firstDense = { ...first, lr: { vision: 1e-3, ...first.lr }, dense: 0.5 };
+  const plainStage = { ...first, steps: 10, train: plainDir };
+  const mixed = (await train(tinyConfig(root, { model, stages: [firstDense, plainStage] }), { progress: false, maxSteps: 9 })).state;
+  assert.equal(mixed.pos.epoch * 20 + mixed.pos.cursor, 28);
+  // and a stage that does use scenes on such a split is a typed error naming the missing file
+  await assert.rejects(run({ ...second, train: plainDir }), (e: Error) => e instanceof InputError && /plain.metadata\.jsonl/.test(e.message));
   // a split that is not there is a typed error naming its file
   await assert.rejects(run({ ...second, train: path.join(more, 'nowhere') }), (e: Error) => e instanceof InputError && /nowhere.instruct\.json/.test(e.message));
   rmSync(root, { recursive: true, force: true });
