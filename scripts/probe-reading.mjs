@@ -148,12 +148,15 @@ async function features(samples, name) {
 // asked; 40 000 images of features are 2.9 GB)
 function pieces(f32, file, flags, io) {
   const u8 = new Uint8Array(f32.buffer), fd = fs.openSync(file, flags);
-  for (let o = 0; o < u8.length;) {
-    const n = io(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
-    if (n <= 0) throw new Error(`${file}: stopped at byte ${o} of ${u8.length}`);
-    o += n;
+  try {
+    for (let o = 0; o < u8.length;) {
+      const n = io(fd, u8, o, Math.min(2 ** 30, u8.length - o), o);
+      if (n <= 0) throw new Error(`${file}: stopped at byte ${o} of ${u8.length}`);
+      o += n;
+    }
+  } finally {
+    fs.closeSync(fd);
   }
-  fs.closeSync(fd);
   return f32;
 }
 const writeF32 = (file, f32) => pieces(f32, file, 'w', fs.writeSync);

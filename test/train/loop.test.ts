@@ -341,7 +341,7 @@ test('curriculum filters: maxObjects (scene size), turns (first turns), singleTu
 });
 
 test('a stage with its own train split trains on it, with the scene metadata of its images; earlier stages and the tokenizer stay those of data.train', async () => {
-  const { rmSync } = await import('node:fs');
+  const { cpSync, rmSync } = await import('node:fs');
   const { shapesWorld, TINY_DIALOGUE_MODEL: model } = await import('./helpers.ts');
   const { InputError } = await import('../../src/errors.ts');
   const root = await shapesWorld('vista-stage-split-', 12, 3), more = await shapesWorld('vista-stage-split-more-', 20, 4);
@@ -350,21 +350,20 @@ test('a stage with its own train split trains on it, with the scene metadata of 
   const second = { name: 'instruct', steps: 10, batchSize: 4, lr: { vision: 1e-3, projector: 3e-3, lm: 3e-3 }, warmup: 1, data: ['instruct'], dense: 0.5 };
   // stopped after 7 steps of the second stage, where the data position is still the stage's
   const run = async (stage2: Record<string, unknown>) => (await train(tinyConfig(root, { model, stages: [first, stage2] }), { progress: false, maxSteps: 9 })).state;
-  const own = await run({ ...second, train: path.join(more, 'train') }), plain = await run(second);
+  const own = await run({ ...second, train: path.join(more, 'train') }), onRun = await run(second);
   const named = await run({ ...second, train: path.join(root, 'train') });
   const losses = (st: { history: { loss: number }[] }) => st.history.map((e) => e.loss);
   // 7 steps × 4 dialogues: the data position pins the pool — 20 dialogues of its own split against data.train's 12
   // (an epoch rolls over lazily, so count the samples seen)
   assert.equal(own.pos.epoch * 20 + own.pos.cursor, 28, JSON.stringify(own.pos));
-  assert.equal(plain.pos.epoch * 12 + plain.pos.cursor, 28, JSON.stringify(plain.pos));
-  assert.ok(own.pos.cursor <= 20 && plain.pos.cursor <= 12);
-  assert.deepEqual(own.tokenizer, plain.tokenizer);
-  assert.deepEqual(losses(own).slice(0, 2), losses(plain).slice(0, 2));
-  assert.notDeepEqual(losses(own).slice(2), losses(plain).slice(2));
+  assert.equal(onRun.pos.epoch * 12 + onRun.pos.cursor, 28, JSON.stringify(onRun.pos));
+  assert.ok(own.pos.cursor <= 20 && onRun.pos.cursor <= 12);
+  assert.deepEqual(own.tokenizer, onRun.tokenizer);
+  assert.deepEqual(losses(own).slice(0, 2), losses(onRun).slice(0, 2));
+  assert.notDeepEqual(losses(own).slice(2), losses(onRun).slice(2));
   // naming data.train's own directory is the same run as leaving it out
-  assert.deepEqual(losses(named), losses(plain));
+  assert.deepEqual(losses(named), losses(onRun));
   // a stage without scene supervision may read plain LLaVA data (no metadata.jsonl), even where another stage has it
-  const { cpSync } = await import('node:fs');
   const plainDir = path.join(more, 'plain');
   cpSync(path.join(more, 'train'), plainDir, { recursive: true, filter: (f) => !f.endsWith('metadata.jsonl') });
   const firstDense = { ...first, lr: { vision: 1e-3, ...first.lr }, dense: 0.5 };
