@@ -34,6 +34,7 @@
 //                     after the turns before it (one sample per such question at turn ≥ 1; the earlier turns are
 //                     scored under `task~`): the same questions as `single`, but with a dialogue's context before them
 //   valForm           score val in another form than training: 'single', 'inPlace' or 'dialogue'
+//   growLm            e.g. [0, null, 1, null]: the LM's blocks after loading, old ones by index, null a fresh identity block
 //   keepModel         start from the checkpoint's own projector + LM instead of fresh ones; with "steps": 0 this
 //                     just scores a training checkpoint (teacher-forced, per task, with the image gap)
 //   export            a directory: write the encoded samples, the frozen tower's features, each image token's
@@ -46,6 +47,8 @@ import { initBackend } from '../dist/src/backend/index.js';
 import { readCheckpoint } from '../dist/src/train/checkpoint.js';
 import { loadTrainConfig, vlmConfigOf } from '../dist/src/train/config.js';
 import { Llava } from '../dist/src/models/llava.js';
+import { LlamaBlock } from '../dist/src/models/llama.js';
+import { Rng } from '../dist/src/tensor/rng.js';
 import { ImageCache, loadLlava, encodeSamples, collate, EpochOrder, singleTurns } from '../dist/src/train/data.js';
 import { loadDenseIndex, denseTargets } from '../dist/src/train/dense.js';
 import { Tokenizer } from '../dist/src/tokenizer/index.js';
@@ -227,6 +230,17 @@ function featureBatch(F, files) {
 // ---- fresh projector + LM ----------------------------------------------------------------------------
 const vlm = new Llava(vc, A.seed);
 if (A.keepModel) ck.loadModel(vlm.namedParameters());
+if (A.growLm) {
+  // depth growth: e.g. [0, null, 1, null] keeps the old blocks 0 and 1 and puts a fresh block after each; a fresh block
+  // starts as the identity (its attention output and FFN down projections are zero), so the grown LM computes the same
+  vlm.lm.blk = A.growLm.map((i, j) => {
+    if (i !== null) return vlm.lm.blk[i];
+    const b = new LlamaBlock(vc.lm, new Rng(A.seed + 17 + j));
+    b.attn_output.weight.data.fill(0);
+    b.ffn_down.weight.data.fill(0);
+    return b;
+  });
+}
 const N = vlm.imageTokens;
 const Gt = Math.round(Math.sqrt(N));
 /** diagnostic oracleWords: each image token's bag of its owner object's attribute words (B·N, V), in the LM's own embedding space */
