@@ -231,6 +231,9 @@ function featureBatch(F, files) {
 const vlm = new Llava(vc, A.seed);
 if (A.keepModel) ck.loadModel(vlm.namedParameters());
 if (A.growLm) {
+  const old = vlm.lm.blk.length, kept = Array.isArray(A.growLm) ? A.growLm.filter((i) => i !== null) : [NaN];
+  if (kept.some((i) => !Number.isInteger(i) || i < 0 || i >= old) || new Set(kept).size !== kept.length)
+    throw new Error(`growLm: ${JSON.stringify(A.growLm)} must list each kept block of the ${old}-block LM at most once (0–${old - 1}), null for a fresh one`);
   // depth growth: e.g. [0, null, 1, null] keeps the old blocks 0 and 1 and puts a fresh block after each; a fresh block
   // starts as the identity (its attention output and FFN down projections are zero), so the grown LM computes the same
   vlm.lm.blk = A.growLm.map((i, j) => {
@@ -270,7 +273,7 @@ const supervised = A.attend > 0 || A.attendQuestion > 0;
 const refs = (S, E) => new Map(supervised ? S.map((s, i) => [E[i], { boxes: turnBoxes(s.record.tasks, scenes.get(s.images[0])), words: turnWords(s.record.tasks, scenes.get(s.images[0])) }]) : []);
 const trainRefs = refs(trainS, trainE), valRefs = refs(valS, valE);
 const vocabText = Array.from({ length: tok.vocabSize }, (_, id) => tok.decode([id]));
-const attendLayer = A.attendLayer ?? Math.floor(vc.lm.block_count / 2);
+const attendLayer = A.attendLayer ?? Math.floor(vlm.lm.blk.length / 2); // of the grown LM under growLm
 /** The attention-supervision terms of a batch: [targets, weight, layer]. */
 function supervision(b, es, R) {
   const out = [];
