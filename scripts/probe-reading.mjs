@@ -83,6 +83,11 @@ const tok = Tokenizer.fromGGUFMetadata(ck.state.tokenizer);
 /** token ids of the ten digits (the smollm pre-tokenizer splits numbers into single digits) */
 const DIGITS = new Set(Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => /^[0-9]$/.test(tok.tokenText(i))));
 const vc = vlmConfigOf(cfg, tok.vocabSize);
+if (A.growLm) { // checked before the features are computed (minutes on a fresh cache)
+  const old = vc.lm.block_count, kept = Array.isArray(A.growLm) ? A.growLm.filter((i) => i !== null) : [NaN];
+  if (kept.some((i) => !Number.isInteger(i) || i < 0 || i >= old) || new Set(kept).size !== kept.length)
+    throw new Error(`growLm: ${JSON.stringify(A.growLm)} must list each kept block of the ${old}-block LM at most once (0–${old - 1}), null for a fresh one`);
+}
 const tower = new Llava(vc, 0);
 ck.loadModel(tower.namedParameters());
 const rt = new VisionLanguageModel(tower.lm, tower, tok, DEFAULT_CHAT_TEMPLATE);
@@ -231,9 +236,6 @@ function featureBatch(F, files) {
 const vlm = new Llava(vc, A.seed);
 if (A.keepModel) ck.loadModel(vlm.namedParameters());
 if (A.growLm) {
-  const old = vlm.lm.blk.length, kept = Array.isArray(A.growLm) ? A.growLm.filter((i) => i !== null) : [NaN];
-  if (kept.some((i) => !Number.isInteger(i) || i < 0 || i >= old) || new Set(kept).size !== kept.length)
-    throw new Error(`growLm: ${JSON.stringify(A.growLm)} must list each kept block of the ${old}-block LM at most once (0–${old - 1}), null for a fresh one`);
   // depth growth: e.g. [0, null, 1, null] keeps the old blocks 0 and 1 and puts a fresh block after each; a fresh block
   // starts as the identity (its attention output and FFN down projections are zero), so the grown LM computes the same
   vlm.lm.blk = A.growLm.map((i, j) => {
