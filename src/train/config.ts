@@ -103,6 +103,8 @@ const Stage = z.object({
   dense: z.number().min(0).default(0),
   /** weight, inside the dense loss, of the scene summary every patch predicts (./dense.ts); needs dense > 0 */
   denseScene: z.number().min(0).optional(),
+  /** weight, inside the dense loss, of the position digits object patches predict (./dense.ts); needs dense > 0 */
+  densePosition: z.number().min(0).optional(),
   /** weight of an object patch against a background patch in the dense class losses (./dense.ts); default 1 */
   denseObjectWeight: z.number().positive().optional(),
   /** weight of grounded attention supervision (./attend.ts): one head looks at the objects a turn is about */
@@ -264,6 +266,7 @@ export function parseTrainConfig(raw: unknown, baseDir = '.'): TrainConfig {
       bad(`${at}.inPlace`, 'inPlace picks its own questions and cuts: drop singleTurns, turns and tasks');
     if (s.singles && s.singleTurns) bad(`${at}.singles`, 'with singleTurns every question is already its own sample');
     if ((s.denseScene ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.denseScene`, 'the scene summary is part of the dense loss: give dense > 0');
+    if ((s.densePosition ?? 0) > 0 && !(s.dense > 0)) bad(`${at}.densePosition`, 'the position head is part of the dense loss: give dense > 0');
     if (s.denseObjectWeight !== undefined && !(s.dense > 0)) bad(`${at}.denseObjectWeight`, 'the object weight is part of the dense loss: give dense > 0');
     if ((s.attendQuestion ?? 0) > 0 && s.name !== 'instruct') bad(`${at}.attendQuestion`, 'attention supervision needs question–answer turns: it belongs to an instruct stage');
     if ((s.attendQuestion ?? 0) > 0 && s.attendLayer === 0) bad(`${at}.attendQuestion`, 'the question hop runs in the layer below attendLayer, which is 0');

@@ -11,6 +11,12 @@
  *   needs);
  * - `box`: the object's box in 0–1 coordinates (L1; object patches only — what grounding and clicking
  *   need);
+ * - `position` (only when the stage sets `densePosition`): on object patches, the hundreds and tens digits of the object's
+ *   box edges and box centre (x0, y0, x1, y1, cx, cy; 12 ten-way classes) — the tokens a ground answer
+ *   (`[x0, y0, x1, y1]`) and a click (`{"x": cx, "y": cy}`) are written in. The `box` term asks for a continuous
+ *   coordinate, from which the LM would have to compute decimal digits (a sawtooth in the tens); these heads ask
+ *   the tower to lay out each digit as a category of its own, the form in which colour and shape are read
+ *   (the LM looks up a category and copies it). Whether the LM then reads positions sooner is what this measures;
  * - `scene` (only when the stage sets `denseScene`): on *every* patch, the whole scene's object counts per
  *   (colour, shape) and per digit (squared error). This broadcasts a summary of the image into each image
  *   token. The hypothesis: a language model trained from scratch reads information that every image token
@@ -55,6 +61,14 @@ const FACTORS = { colour: 1 + COLOURS.length + 1, shape: 1 + SHAPES.length + 1, 
 type Factor = keyof typeof FACTORS;
 /** scene summary: one count per (colour, shape) pair, then one per digit value */
 const SCENE_CLASSES = COLOURS.length * SHAPES.length + 10;
+/** position digits: hundreds and tens of x0, y0, x1, y1, cx, cy (ten classes each) */
+const DIGIT_GROUPS = 12;
+
+/** The 12 position-digit classes of a 0–1000 box: hundreds and tens of x0, y0, x1, y1 and the centre (as clicked). */
+export function boxDigits(b: Box): number[] {
+  const nums = [...b, Math.round((b[0] + b[2]) / 2), Math.round((b[1] + b[3]) / 2)].map((v) => Math.min(999, Math.max(0, Math.round(v))));
+  return nums.flatMap((v) => [Math.floor(v / 100), Math.floor(v / 10) % 10]);
+}
 
 /** An object's slot in the scene summary. */
 function sceneSlot(o: DenseObject): number {
@@ -83,6 +97,8 @@ export interface DenseTargets {
   readonly box: Float32Array;
   /** per image, the scene summary (SCENE_CLASSES counts) every one of its patches predicts */
   readonly scene: Float32Array;
+  /** per owned patch, its object's 12 position-digit classes (boxDigits) */
+  readonly digits: Int32Array;
 }
 
 /**
@@ -114,11 +130,13 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
   const centre = new Int32Array(scenes.length * P);
   const owned: number[] = [];
   const box: number[] = [];
+  const digits: number[] = [];
   const scene = new Float32Array(scenes.length * SCENE_CLASSES);
   scenes.forEach((objs, b) => {
     const { owner, centres } = cellOwners(objs, G);
     for (const c of centres) centre[b * P + c] = 1;
     const classes = objs.map((o) => Object.entries(denseClasses(o)) as [Factor, number][]);
+    const place = objs.map((o) => boxDigits(o.box1000));
     for (const o of objs) scene[b * SCENE_CLASSES + sceneSlot(o)]! += 1;
     for (let p = 0; p < P; p++) {
       const k = owner[p]!;
@@ -126,9 +144,10 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
       for (const [f, v] of classes[k]!) cls[f][b * P + p] = v;
       owned.push(b * P + p);
       box.push(...objs[k]!.box1000.map((v) => v / 1000));
+      digits.push(...place[k]!);
     }
   });
-  return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box), scene };
+  return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box), scene, digits: Int32Array.from(digits) };
 }
 
 /** The throwaway per-patch heads (linear on the patch features). */
@@ -141,7 +160,9 @@ export class DenseHead extends Module {
   box: Linear;
   /** only when the stage asks for the scene summary (denseScene > 0) */
   scene: Linear | null = null;
-  constructor(visionWidth: number, seed: number, opts: { scene?: boolean } = {}) {
+  /** only when the stage asks for the position digits (densePosition > 0) */
+  position: Linear | null = null;
+  constructor(visionWidth: number, seed: number, opts: { scene?: boolean; position?: boolean } = {}) {
     super();
     const rng = new Rng(seed, 11);
     const lin = (n: number) => new Linear(visionWidth, n, { bias: true, rng, std: 1 / Math.sqrt(visionWidth) });
@@ -152,17 +173,24 @@ export class DenseHead extends Module {
     this.centre = lin(2);
     this.box = lin(4);
     if (opts.scene) this.scene = lin(SCENE_CLASSES);
+    if (opts.position) this.position = lin(DIGIT_GROUPS * 10);
   }
 
   /** Give a head made without one a seeded scene head (a later stage that asks for the summary). */
   addScene(seed: number): void {
     this.scene ??= new Linear(this.colour.weight.shape[1]!, SCENE_CLASSES, { bias: true, rng: new Rng(seed, 12), std: 1 / Math.sqrt(this.colour.weight.shape[1]!) });
   }
+
+  /** Give a head made without one seeded position-digit heads (a later stage that asks for them). */
+  addPosition(seed: number): void {
+    this.position ??= new Linear(this.colour.weight.shape[1]!, DIGIT_GROUPS * 10, { bias: true, rng: new Rng(seed, 13), std: 1 / Math.sqrt(this.colour.weight.shape[1]!) });
+  }
 }
 
 /**
  * Dense loss of patch features (B, P, E): Σ CE(factor) + CE(centre) + 5·L1(box on object patches), plus
- * `sceneWeight` · (squared error of the scene summary, summed over classes, mean over patches).
+ * `sceneWeight` · (squared error of the scene summary, summed over classes, mean over patches), plus
+ * `positionWeight` · (mean CE of the 12 position digits over object patches).
  *
  * `objectWeight` w weighs each object patch w times a background patch in the class and centre losses (a
  * weighted mean: Σ w_p·CE_p / Σ w_p). Most patches are background, so with w = 1 the easy background class
@@ -170,7 +198,7 @@ export class DenseHead extends Module {
  * of object patches whose shape is right was 0.40 after 400 steps with w = 1 and 0.56 / 0.91 after 400 / 800
  * steps with w = 5.
  */
-export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, sceneWeight = 0, objectWeight = 1): Tensor {
+export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, sceneWeight = 0, objectWeight = 1, positionWeight = 0): Tensor {
   const [B, P, E] = feats.shape as [number, number, number];
   const f = reshape(feats, [B * P, E]);
   const own = t.owned.length && objectWeight !== 1 ? gather(f, 0, t.owned) : null;
@@ -187,6 +215,11 @@ export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, scene
   if (t.owned.length) {
     const pred = head.box.forward(gather(f, 0, t.owned)); // (owned, 4)
     loss = add(loss, scale(mean(unary('abs', sub(pred, Tensor.from(t.box, [t.owned.length, 4])))), BOX_WEIGHT));
+    if (positionWeight > 0) {
+      if (!head.position) throw new Error('internal: a position-digit loss on a dense head made without the position head');
+      const logits = reshape(head.position.forward(gather(f, 0, t.owned)), [t.owned.length * DIGIT_GROUPS, 10]);
+      loss = add(loss, scale(crossEntropy(logits, t.digits), positionWeight));
+    }
   }
   if (!(sceneWeight > 0)) return loss;
   if (!head.scene) throw new Error('internal: a scene-summary loss on a dense head made without the scene head');

@@ -262,7 +262,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const dense = (files: readonly string[]): DenseAux | null => {
       if (!heads?.dense) return null;
       const t = denseTargets(files.map((f) => denseIndex!.get(f) ?? noScene(f)), G);
-      return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0, objects: st.denseObjectWeight ?? 1 };
+      return { head: heads.dense, targets: t, weight: st.dense, scene: st.denseScene ?? 0, objects: st.denseObjectWeight ?? 1, position: st.densePosition ?? 0 };
     };
     // grounded attention supervision (./attend.ts): the boxes, and the words naming them, of each turn of each sample
     const supervised = ((st.attend ?? 0) > 0 || (st.attendQuestion ?? 0) > 0) && data;
@@ -351,7 +351,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
           lossSum += tidy(() => {
             const feats = vlm.v.forward(Tensor.from(px, [ids.length, 3, pp.imageSize, pp.imageSize]));
             let l = clipLoss(heads!.clip!, feats, bow);
-            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
+            if (aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects, aux.position), aux.weight));
             backward(scale(l, 1 / st.gradAccum));
             return l.item();
           });
@@ -440,7 +440,7 @@ export function lmLoss(vlm: Llava, b: Batch, px: Float32Array | null, N: number,
   if (weights) w = w ? w.map((x, i) => x * weights[i]!) : weights;
   let l = crossEntropy(scoredLogits(vlm, b, img, N, tap), b.targets, -100, w);
   if (img && words && words.targets.rows.length) l = add(l, scale(wordAlignLoss(img, vlm.lm.token_embd.weight, words.targets), words.weight));
-  if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects), aux.weight));
+  if (feats && aux) l = add(l, scale(denseLoss(aux.head, feats, aux.targets, aux.scene, aux.objects, aux.position), aux.weight));
   for (const t of terms) l = add(l, t);
   return l;
 }
@@ -463,8 +463,8 @@ export function followUpWeights(b: Batch, samples: readonly Sample[], f: number)
   return Float32Array.from(rowOf, (r, i) => (tasks[r]?.[b.answerTurn[i]!]?.followUp === true ? f : 1));
 }
 
-/** The dense loss of one batch (./dense.ts): head, targets, its weight, the scene-summary and object weights. */
-export interface DenseAux { head: DenseHead; targets: DenseTargets; weight: number; scene: number; objects: number }
+/** The dense loss of one batch (./dense.ts): head, targets, its weight, the scene-summary, object and position-digit weights. */
+export interface DenseAux { head: DenseHead; targets: DenseTargets; weight: number; scene: number; objects: number; position?: number }
 
 /** Word alignment of one batch's image tokens (./wordalign.ts) and its weight. */
 export interface WordAlignAux { targets: WordAlignTargets; weight: number }
@@ -493,15 +493,19 @@ class StageHeads extends Module {
 
 /**
  * The heads stage `st` trains, set in `kept`: a seeded contrastive head for a vision stage; for dense supervision the
- * dense head kept from an earlier stage (given a scene head if this stage asks for one), else a seeded new one.
+ * dense head kept from an earlier stage (given a scene or position head if this stage asks for one), else a seeded new one.
  * Null when the stage trains no head (a kept dense head waits for the next stage that does).
  */
 function stageHeads(st: StageConfig, kept: StageHeads, vocab: number, visionWidth: number, seed: number): StageHeads | null {
   kept.clip = st.name === 'vision' ? new ClipHead(vocab, visionWidth, st.clipDim, seed) : null;
   if (st.dense > 0) {
     const scene = (st.denseScene ?? 0) > 0;
-    if (!kept.dense) kept.dense = new DenseHead(visionWidth, seed, { scene });
-    else if (scene) kept.dense.addScene(seed);
+    const position = (st.densePosition ?? 0) > 0;
+    if (!kept.dense) kept.dense = new DenseHead(visionWidth, seed, { scene, position });
+    else {
+      if (scene) kept.dense.addScene(seed);
+      if (position) kept.dense.addPosition(seed);
+    }
   }
   const h = new StageHeads();
   h.clip = kept.clip;
@@ -509,11 +513,11 @@ function stageHeads(st: StageConfig, kept: StageHeads, vocab: number, visionWidt
   return h.clip || h.dense ? h : null;
 }
 
-/** The dense head a checkpoint holds (`heads.dense.*`, with or without its scene head), loaded; null if none. */
+/** The dense head a checkpoint holds (`heads.dense.*`, with or without its scene and position heads), loaded; null if none. */
 function savedDense(ckpt: LoadedCheckpoint, visionWidth: number): DenseHead | null {
   const names = ckpt.headNames();
   if (!names.some((n) => n.startsWith('dense.'))) return null;
-  const head = new DenseHead(visionWidth, 0, { scene: names.includes('dense.scene.weight') });
+  const head = new DenseHead(visionWidth, 0, { scene: names.includes('dense.scene.weight'), position: names.includes('dense.position.weight') });
   ckpt.loadHeads(head.namedParameters('dense'), 'dense');
   return head;
 }

@@ -92,8 +92,8 @@ test('dense supervision only where the stage trains the vision tower', () => {
   fails(neg, /stages\[0\]\.dense/);
 });
 
-test('denseScene and denseObjectWeight are part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
-  for (const [k, v, why] of [['denseScene', 0.2, 'the scene summary'], ['denseObjectWeight', 5, 'the object weight']] as const) {
+test('denseScene, densePosition and denseObjectWeight are part of the dense loss: refused without dense, absent unless given (old checkpoints keep their config key)', () => {
+  for (const [k, v, why] of [['denseScene', 0.2, 'the scene summary'], ['densePosition', 2, 'the position head'], ['denseObjectWeight', 5, 'the object weight']] as const) {
     assert.equal(parseTrainConfig(instruct({ dense: 0.5, [k]: v }), '/base').stages[0]![k], v);
     fails(instruct({ [k]: v }), new RegExp(`stages\\[0\\]\\.${k}: ${why} is part of the dense loss`));
     assert.ok(!(k in parseTrainConfig(base(), '/base').stages[0]!));

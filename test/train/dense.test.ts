@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DenseHead, denseClasses, denseLoss, denseTargets, loadDenseIndex, type DenseObject } from '../../src/train/dense.ts';
+import { DenseHead, boxDigits, denseClasses, denseLoss, denseTargets, loadDenseIndex, type DenseObject } from '../../src/train/dense.ts';
 import { sampleScene } from '../../src/data/scene.ts';
 import { COLOURS, SHAPES } from '../../src/data/vocab.ts';
 import { Rng } from '../../src/tensor/rng.ts';
@@ -127,6 +127,50 @@ test('the scene summary term: off at weight 0, learned by every patch at weight 
   const K = COLOURS.length * SHAPES.length + 10;
   const pred = withScene.scene!.forward(feats).data; // (2, P, K)
   for (let p = 0; p < P; p++) assert.ok(Math.abs(pred[p * K + slot]! - 2) < 0.3, `patch ${p}: ${pred[p * K + slot]}`);
+});
+
+test('position digits: hundreds and tens of each box edge and of the centre a click names, per owned patch', () => {
+  // the centre (as src/data/facts.ts clickPoint rounds it): (313 + 445) / 2 = 379, (305 + 555) / 2 = 430
+  assert.deepEqual(boxDigits([313, 305, 445, 555]), [3, 1, 3, 0, 4, 4, 5, 5, 3, 7, 4, 3]);
+  // numbers below 100 have hundreds 0; the canvas edge (1000) stays in the ten classes
+  assert.deepEqual(boxDigits([7, 95, 640, 1000]), [0, 0, 0, 9, 6, 4, 9, 9, 3, 2, 5, 4]);
+  const a = obj('circle', 'red', 'large', [0, 0, 400, 400]), b = obj('square', 'blue', 'small', [600, 600, 800, 800]);
+  const t = denseTargets([[a, b]], 4);
+  assert.equal(t.digits.length, t.owned.length * 12);
+  [...t.owned].forEach((r, i) => {
+    const want = r % 16 < 8 && r % 4 < 2 ? boxDigits(a.box1000) : boxDigits(b.box1000);
+    assert.deepEqual([...t.digits.subarray(i * 12, i * 12 + 12)], want, `patch ${r}`);
+  });
+});
+
+test('the position term: off at weight 0, learned on object patches at weight > 0, refused on a head made without it', () => {
+  initBackend();
+  const rng = new Rng(3);
+  const E = 16, P = 4;
+  const feats = Tensor.from(Float32Array.from({ length: 2 * P * E }, () => rng.normal()), [2, P, E]);
+  const t = denseTargets([[obj('star', 'green', 'small', [40, 60, 380, 420]), obj('circle', 'red', 'large', [520, 510, 910, 960])], [obj('square', 'blue', 'small', [130, 620, 330, 850])]], 2);
+  const plain = new DenseHead(E, 7);
+  const withPos = new DenseHead(E, 7, { position: true });
+  assert.equal(denseLoss(withPos, feats, t, 0, 1, 0).item(), denseLoss(plain, feats, t).item());
+  assert.throws(() => denseLoss(plain, feats, t, 0, 1, 1), /position head/);
+  const opt = new AdamW([{ params: [...withPos.position!.parameters()], weightDecay: 0 }], { lr: 0.05 });
+  const posOnly = () => denseLoss(withPos, feats, t, 0, 1, 1).item() - denseLoss(withPos, feats, t, 0, 1, 0).item();
+  const before = posOnly();
+  assert.ok(before > 1.5, `an untrained position head is near chance, ln 10 (${before.toFixed(3)})`);
+  for (let s = 0; s < 200; s++) {
+    backward(denseLoss(withPos, feats, t, 0, 1, 1));
+    opt.step();
+    opt.zeroGrad();
+  }
+  assert.ok(posOnly() < 0.05 * before, `position term ${before.toFixed(3)} → ${posOnly().toFixed(3)}`);
+  // each object patch now names its own box's digits
+  const logits = withPos.position!.forward(Tensor.from(feats.data, [2 * P, E])).data;
+  [...t.owned].forEach((r, i) => {
+    for (let g = 0; g < 12; g++) {
+      const row = Array.from(logits.subarray(r * 120 + g * 10, r * 120 + g * 10 + 10));
+      assert.equal(row.indexOf(Math.max(...row)), t.digits[i * 12 + g], `patch ${r} digit ${g}`);
+    }
+  });
 });
 
 test('scene metadata index: by absolute image path; a malformed line is an InputError naming the line', async () => {

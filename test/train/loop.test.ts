@@ -466,27 +466,28 @@ test('the dense head lives for the whole run: boundaries keep it, a later dense 
   for (const [k, p] of full.vlm.namedParameters()) assert.deepEqual(r.vlm.namedParameters().get(k)!.toArray(), p.toArray(), k);
 });
 
-test('a later stage that adds the scene summary gives the kept dense head a scene head; resume inside it stays exact', async () => {
-  const { shapesWorld, TINY_DIALOGUE_MODEL } = await import('./helpers.ts');
-  const root = await shapesWorld('vista-dense-scene-', 16, 3);
-  const s = { name: 'instruct', steps: 2, batchSize: 4, lr: { vision: 1e-3, projector: 2e-3, lm: 2e-3 }, warmup: 1, data: ['instruct'], dense: 1 };
-  const stages = [s, { ...s, steps: 3, denseScene: 1 }];
-  const cfg = () => {
-    const c = tinyConfig(root, { model: TINY_DIALOGUE_MODEL, stages });
-    return { ...c, checkpoint: { ...c.checkpoint, every: 1 } };
-  };
-  const full = await train(cfg(), { progress: false });
-  const b = cfg();
-  const first = await train(b, { progress: false, maxSteps: 2 }); // at the boundary: the head without its scene part
-  assert.deepEqual((await readCheckpoint(path.join(b.checkpoint.dir, CHECKPOINT_FILE))).headNames().filter((n) => n.includes('scene')), []);
-  assert.equal(first.state.step, 2);
-  await train(b, { progress: false, resume: true, maxSteps: 4 }); // inside the scene stage
-  const names = (await readCheckpoint(path.join(b.checkpoint.dir, CHECKPOINT_FILE))).headNames();
-  assert.ok(names.includes('dense.scene.weight') && names.includes('dense.colour.weight'), names.join(' '));
-  const r = await train(b, { progress: false, resume: true });
-  assert.deepEqual(r.state.history.map((h) => h.loss), full.state.history.map((h) => h.loss));
-  for (const [k, p] of full.vlm.namedParameters()) assert.deepEqual(r.vlm.namedParameters().get(k)!.toArray(), p.toArray(), k);
-});
+for (const [option, head] of [['denseScene', 'scene'], ['densePosition', 'position']] as const)
+  test(`a later stage that adds ${option} gives the kept dense head a ${head} head; resume inside it stays exact`, async () => {
+    const { shapesWorld, TINY_DIALOGUE_MODEL } = await import('./helpers.ts');
+    const root = await shapesWorld(`vista-dense-${head}-`, 16, 3);
+    const s = { name: 'instruct', steps: 2, batchSize: 4, lr: { vision: 1e-3, projector: 2e-3, lm: 2e-3 }, warmup: 1, data: ['instruct'], dense: 1 };
+    const stages = [s, { ...s, steps: 3, [option]: 1 }];
+    const cfg = () => {
+      const c = tinyConfig(root, { model: TINY_DIALOGUE_MODEL, stages });
+      return { ...c, checkpoint: { ...c.checkpoint, every: 1 } };
+    };
+    const full = await train(cfg(), { progress: false });
+    const b = cfg();
+    const first = await train(b, { progress: false, maxSteps: 2 }); // at the boundary: the head without that part
+    assert.deepEqual((await readCheckpoint(path.join(b.checkpoint.dir, CHECKPOINT_FILE))).headNames().filter((n) => n.includes(head)), []);
+    assert.equal(first.state.step, 2);
+    await train(b, { progress: false, resume: true, maxSteps: 4 }); // inside the stage that adds it
+    const names = (await readCheckpoint(path.join(b.checkpoint.dir, CHECKPOINT_FILE))).headNames();
+    assert.ok(names.includes(`dense.${head}.weight`) && names.includes('dense.colour.weight'), names.join(' '));
+    const r = await train(b, { progress: false, resume: true });
+    assert.deepEqual(r.state.history.map((h) => h.loss), full.state.history.map((h) => h.loss));
+    for (const [k, p] of full.vlm.namedParameters()) assert.deepEqual(r.vlm.namedParameters().get(k)!.toArray(), p.toArray(), k);
+  });
 
 test('followUpWeights: each answer run of a sample is matched, in order, with its turn metadata; captions weigh 1; a mismatch names the sample', () => {
   // three rows of T = 10: row 0 answers at t 1–3 and 6–7, row 1 at t 2–3 and 5; row 2 (a caption) at t 4–6
