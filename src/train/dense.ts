@@ -214,11 +214,12 @@ export function denseLoss(head: DenseHead, feats: Tensor, t: DenseTargets, scene
   let loss = ce(head.centre, t.centre);
   for (const k of Object.keys(FACTORS) as Factor[]) loss = add(loss, ce(head[k], t.cls[k]));
   if (t.owned.length) {
-    const pred = head.box.forward(gather(f, 0, t.owned)); // (owned, 4)
+    const objects = gather(f, 0, t.owned); // (owned, E): the box and position heads read the same rows
+    const pred = head.box.forward(objects); // (owned, 4)
     loss = add(loss, scale(mean(unary('abs', sub(pred, Tensor.from(t.box, [t.owned.length, 4])))), BOX_WEIGHT));
     if (positionWeight > 0) {
       if (!head.position) throw new Error('internal: a position-digit loss on a dense head made without the position head');
-      const logits = reshape(head.position.forward(gather(f, 0, t.owned)), [t.owned.length * DIGIT_GROUPS, 10]);
+      const logits = reshape(head.position.forward(objects), [t.owned.length * DIGIT_GROUPS, 10]);
       loss = add(loss, scale(crossEntropy(logits, t.digits), positionWeight));
     }
   }
