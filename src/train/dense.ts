@@ -151,6 +151,9 @@ export function denseTargets(scenes: readonly (readonly DenseObject[])[], G: num
   return { cls, centre, owned: Int32Array.from(owned), box: Float32Array.from(box), scene, digits: Int32Array.from(digits) };
 }
 
+/** One linear head on patch features of width `width`: biased, weights N(0, 1/width), drawn from `rng`. */
+const headLinear = (width: number, n: number, rng: Rng): Linear => new Linear(width, n, { bias: true, rng, std: 1 / Math.sqrt(width) });
+
 /** The throwaway per-patch heads (linear on the patch features). */
 export class DenseHead extends Module {
   colour: Linear;
@@ -166,7 +169,7 @@ export class DenseHead extends Module {
   constructor(visionWidth: number, seed: number, opts: { scene?: boolean; position?: boolean } = {}) {
     super();
     const rng = new Rng(seed, 11);
-    const lin = (n: number) => new Linear(visionWidth, n, { bias: true, rng, std: 1 / Math.sqrt(visionWidth) });
+    const lin = (n: number) => headLinear(visionWidth, n, rng);
     this.colour = lin(FACTORS.colour);
     this.shape = lin(FACTORS.shape);
     this.size = lin(FACTORS.size);
@@ -179,12 +182,12 @@ export class DenseHead extends Module {
 
   /** Give a head made without one a seeded scene head (a later stage that asks for the summary). */
   addScene(seed: number): void {
-    this.scene ??= new Linear(this.colour.weight.shape[1]!, SCENE_CLASSES, { bias: true, rng: new Rng(seed, 12), std: 1 / Math.sqrt(this.colour.weight.shape[1]!) });
+    this.scene ??= headLinear(this.colour.weight.shape[1]!, SCENE_CLASSES, new Rng(seed, 12));
   }
 
-  /** Give a head made without one seeded position-digit heads (a later stage that asks for them). */
+  /** Give a head made without one a seeded position head (a later stage that asks for the position digits). */
   addPosition(seed: number): void {
-    this.position ??= new Linear(this.colour.weight.shape[1]!, DIGIT_GROUPS * 10, { bias: true, rng: new Rng(seed, 13), std: 1 / Math.sqrt(this.colour.weight.shape[1]!) });
+    this.position ??= headLinear(this.colour.weight.shape[1]!, DIGIT_GROUPS * 10, new Rng(seed, 13));
   }
 }
 
